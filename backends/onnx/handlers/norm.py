@@ -1,0 +1,2 @@
+"""IR -> ONNX handlers for the norm family (see canonical_ir/ops/norm.py)."""
+from __future__ import annotations

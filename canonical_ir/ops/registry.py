@@ -1,0 +1,255 @@
+"""The op registry: one schema per canonical op, with its shape/dtype inference and numpy kernel.
+
+An op is declared once, next to its kernel::
+
+    @register("LeakyRelu", inputs=["X"], attrs={"alpha": 0.01}, infer=same_as(0))
+    def leaky_relu(x, alpha):
+        return np.where(x >= 0, x, x * x.dtype.type(alpha))
+
+Input names ending in ``?`` are optional, a trailing ``*`` is variadic (one or more). Kernels receive
+inputs positionally (None for an absent optional input) and attributes as keywords with defaults
+filled in; they return one array or a tuple of arrays. Canonical ops follow the semantics of the
+newest ONNX version of the op of the same name, plus an explicit ``layout`` ("NCHW"/"NHWC") on
+spatial ops; where an op differs from ONNX its docstring says so.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from convertkit.errors import ShapeError
+
+REQUIRED = object()
+"""Default for an attribute that has none: the frontend must set it."""
+
+TensorType = tuple[np.dtype, tuple]
+"""(dtype, shape) of one output, as inference returns it."""
+
+
+@dataclass
+class OpSchema:
+    name: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: dict[str, Any]
+    infer: Callable[["InferContext"], list[TensorType]]
+    kernel: Callable[..., Any]
+    macs: Callable[["InferContext"], int] | None = None
+    doc: str = ""
+    family: str = ""
+    spatial: bool = False
+    """Has a ``layout`` attribute (NCHW or NHWC) that the layout pass may rewrite."""
+    pass_num_outputs: bool = False
+    """The kernel gets ``num_outputs=`` (for ops whose output count is set by the node)."""
+
+    # ---- arity
+    def _bounds(self, names: Sequence[str]) -> tuple[int, int | None]:
+        required = sum(1 for n in names if not n.endswith(("?", "*")))
+        upper = None if names and names[-1].endswith("*") else len(names)
+        return required, upper
+
+    def optional_input(self, port: int) -> bool:
+        if port < len(self.inputs):
+            return self.inputs[port].endswith("?")
+        return False
+
+    def check_arity(self, inputs: Sequence[str | None], n_outputs: int) -> str | None:
+        """Why these inputs/outputs do not fit the schema, or None if they do."""
+        lo, hi = self._bounds(self.inputs)
+        present = len(inputs)
+        if present < lo or (hi is not None and present > hi):
+            return f"takes {lo}{'' if hi == lo else '+' if hi is None else f'..{hi}'} inputs, got {present}"
+        for port, t in enumerate(inputs):
+            if t is None and not self.optional_input(port):
+                return f"required input {port} ({self.inputs[min(port, len(self.inputs) - 1)]}) is absent"
+        olo, ohi = self._bounds(self.outputs)
+        if n_outputs < max(olo, 1) or (ohi is not None and n_outputs > ohi):
+            return f"has {n_outputs} outputs, schema allows {olo}..{ohi if ohi is not None else 'n'}"
+        return None
+
+    # ---- attributes
+    def resolve_attrs(self, attrs: dict[str, Any], where: str = "") -> dict[str, Any]:
+        """Attributes with defaults filled in; unknown or missing required ones raise ShapeError."""
+        unknown = set(attrs) - set(self.attrs)
+        if unknown:
+            raise ShapeError(f"{self.name} has no attribute(s) {sorted(unknown)}", where=where or None)
+        out = {}
+        for key, default in self.attrs.items():
+            if key in attrs:
+                out[key] = attrs[key]
+            elif default is REQUIRED:
+                raise ShapeError(f"{self.name} needs attribute {key!r}", where=where or None)
+            else:
+                out[key] = default
+        return out
+
+
+_REGISTRY: dict[str, OpSchema] = {}
+
+
+def register(name: str, *, inputs: Sequence[str] = ("X",), outputs: Sequence[str] = ("Y",),
+             attrs: dict[str, Any] | None = None, infer: Callable | None = None,
+             macs: Callable | None = None, spatial: bool = False,
+             pass_num_outputs: bool = False) -> Callable:
+    """Decorator declaring a canonical op whose reference kernel is the decorated function."""
+    if infer is None:
+        raise TypeError(f"op {name}: an infer function is required")
+
+    def deco(fn: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise TypeError(f"op {name} registered twice")
+        all_attrs = dict(attrs or {})
+        if spatial:
+            all_attrs.setdefault("layout", "NCHW")
+        _REGISTRY[name] = OpSchema(
+            name=name, inputs=tuple(inputs), outputs=tuple(outputs), attrs=all_attrs, infer=infer,
+            kernel=fn, macs=macs, doc=(fn.__doc__ or "").strip(), family=fn.__module__.rsplit(".", 1)[-1],
+            spatial=spatial, pass_num_outputs=pass_num_outputs)
+        return fn
+
+    return deco
+
+
+def alias(name: str, of: str, kernel: Callable | None = None, **overrides: Any) -> None:
+    """Register ``name`` with the schema of ``of`` (e.g. ops that differ only in their kernel)."""
+    base = _REGISTRY[of]
+    fields = dict(base.__dict__)
+    fields.update(name=name, **overrides)
+    if kernel is not None:
+        fields["kernel"] = kernel
+    _REGISTRY[name] = OpSchema(**fields)
+
+
+def get_schema(op: str) -> OpSchema:
+    try:
+        return _REGISTRY[op]
+    except KeyError:
+        raise KeyError(f"op {op!r} is not in the canonical op set") from None
+
+
+def has_op(op: str) -> bool:
+    return op in _REGISTRY
+
+
+def all_schemas() -> dict[str, OpSchema]:
+    return dict(sorted(_REGISTRY.items()))
+
+
+# ------------------------------------------------------------------------------------ inference
+class InferContext:
+    """What an infer (or macs) function may look at: input types, constant values, attributes."""
+
+    def __init__(self, graph: Any, node: Any, schema: OpSchema) -> None:
+        self.graph = graph
+        self.node = node
+        self.schema = schema
+        self.input_names = graph.inputs_of(node)
+        self.n_outputs = len(graph.outputs_of(node))
+        self.attrs = schema.resolve_attrs(node.attrs, where=f"node {node.name}")
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.input_names)
+
+    def has(self, i: int) -> bool:
+        return i < len(self.input_names) and self.input_names[i] is not None
+
+    def _t(self, i: int):
+        if not self.has(i):
+            raise ShapeError(f"{self.schema.name} input {i} is absent", where=f"node {self.node.name}")
+        return self.graph.tensor(self.input_names[i])
+
+    def dtype(self, i: int) -> np.dtype:
+        dt = self._t(i).dtype
+        if dt is None:
+            raise ShapeError(f"dtype of input {i} ({self.input_names[i]}) is unknown",
+                             where=f"node {self.node.name}")
+        return dt
+
+    def shape(self, i: int) -> tuple:
+        s = self._t(i).shape
+        if s is None:
+            raise ShapeError(f"shape of input {i} ({self.input_names[i]}) is unknown",
+                             where=f"node {self.node.name}")
+        return s
+
+    def rank(self, i: int) -> int:
+        return len(self.shape(i))
+
+    def value(self, i: int) -> np.ndarray | None:
+        """Constant value of input i, or None if it is absent or only known at run time."""
+        return self._t(i).value if self.has(i) else None
+
+    def require_value(self, i: int, what: str) -> np.ndarray:
+        v = self.value(i)
+        if v is None:
+            raise ShapeError(f"{self.schema.name} needs a constant {what} (input {i}) to infer its shape",
+                             where=f"node {self.node.name}",
+                             hint="this op's output shape depends on run-time data")
+        return v
+
+    def new_dim(self) -> str:
+        """A fresh symbolic dimension for a size only known at run time."""
+        n = self.graph.metadata.get("_unknown_dims", 0) + 1
+        self.graph.metadata["_unknown_dims"] = n
+        return f"unk_{n}"
+
+    def error(self, message: str) -> ShapeError:
+        return ShapeError(message, where=f"node {self.node.name} ({self.schema.name})")
+
+
+# Small shared helpers for infer functions --------------------------------------------------------
+def same_as(i: int = 0) -> Callable[[InferContext], list[TensorType]]:
+    """Output has the dtype and shape of input i."""
+    def infer(ctx: InferContext) -> list[TensorType]:
+        return [(ctx.dtype(i), ctx.shape(i))]
+    return infer
+
+
+def broadcast_shapes(ctx: InferContext | None, *shapes: Sequence) -> tuple:
+    """numpy broadcasting over int and symbolic dims."""
+    rank = max((len(s) for s in shapes), default=0)
+    out = []
+    for axis in range(rank):
+        dims = [s[len(s) - rank + axis] for s in shapes if len(s) - rank + axis >= 0]
+        known = {d for d in dims if d != 1}
+        if not known:
+            out.append(1)
+        elif len(known) == 1:
+            out.append(known.pop())
+        else:
+            ints = {d for d in known if isinstance(d, int)}
+            if len(ints) > 1:
+                msg = f"shapes {[list(s) for s in shapes]} do not broadcast"
+                raise ctx.error(msg) if ctx else ShapeError(msg)
+            out.append(ints.pop() if ints else (ctx.new_dim() if ctx else sorted(known)[0]))
+    return tuple(out)
+
+
+def broadcast(dtype_from: int | np.dtype = 0) -> Callable[[InferContext], list[TensorType]]:
+    """Elementwise over all inputs with numpy broadcasting; dtype of input ``dtype_from`` or given."""
+    def infer(ctx: InferContext) -> list[TensorType]:
+        shapes = [ctx.shape(i) for i in range(ctx.n_inputs) if ctx.has(i)]
+        dt = ctx.dtype(dtype_from) if isinstance(dtype_from, int) else np.dtype(dtype_from)
+        return [(dt, broadcast_shapes(ctx, *shapes))]
+    return infer
+
+
+def normalize_axis(axis: int, rank: int, ctx: InferContext | None = None) -> int:
+    if not -rank <= axis < max(rank, 1):
+        msg = f"axis {axis} is out of range for rank {rank}"
+        raise ctx.error(msg) if ctx else ShapeError(msg)
+    return axis % rank if rank else 0
+
+
+def layout_channel_axis(layout: str, rank: int) -> int:
+    """Index of the channel axis for a spatial layout ("NCHW" family or "NHWC" family)."""
+    return 1 if layout.startswith("NC") else rank - 1
+
+
+def elements(shape: Sequence) -> int:
+    """Number of elements; symbolic dims count as 1 (for MAC and memory estimates)."""
+    return int(np.prod([d if isinstance(d, int) else 1 for d in shape], dtype=np.int64))
+

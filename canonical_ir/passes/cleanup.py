@@ -1,0 +1,34 @@
+"""Removal of ops that do nothing at inference time, and of everything no output depends on."""
+from __future__ import annotations
+
+from convertkit.canonical_ir.graph import Graph
+
+PASS_THROUGH = frozenset({"Identity", "Dropout"})
+"""Ops that return their first input unchanged at inference (Dropout only while its mask is unused)."""
+
+
+def remove_identities(graph: Graph) -> bool:
+    changed = False
+    for node in graph.topo_order():
+        if node.op not in PASS_THROUGH:
+            continue
+        src = graph.inputs_of(node)[0]
+        outs = graph.outputs_of(node)
+        if any(graph.consumers(o) or graph.is_graph_output(o) for o in outs[1:]):
+            continue  # Dropout's mask is used: keep it
+        out = outs[0]
+        if graph.is_graph_output(out):
+            if (src in graph.inputs or graph.is_graph_output(src) or graph.tensor(src).is_const
+                    or graph.producer(src) is None):
+                continue  # the output must keep its name and stay a distinct tensor
+            graph.remove_node(node, keep_outputs=True)
+            graph.rename_tensor(src, out, replace_isolated=True)
+        else:
+            graph.replace_uses(out, src)
+            graph.remove_node(node)
+        changed = True
+    return changed
+
+
+def remove_dead_code(graph: Graph) -> bool:
+    return graph.remove_dead() > 0

@@ -1,0 +1,3 @@
+from convertkit.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,2 @@
+"""ONNX -> IR handlers for the misc family (see canonical_ir/ops/misc.py)."""
+from __future__ import annotations
