@@ -13,8 +13,11 @@ from convertkit.errors import UnknownFormatError
 
 FRONTENDS: dict[str, str] = {
     "onnx": "convertkit.frontends.onnx",
+    "caffe2": "convertkit.frontends.caffe2",
+    "mxnet": "convertkit.frontends.mxnet",
 }
-"""Format name -> module providing ``load(path, **options) -> Graph``."""
+"""Format name -> module providing ``load(path, weights=None) -> Graph``; ``weights`` is the separate
+weights file of formats that keep one (Caffe2 init_net, MXNet .params), found beside the model if None."""
 
 
 def get_loader(fmt: str) -> Callable[..., Graph]:
@@ -24,5 +27,5 @@ def get_loader(fmt: str) -> Callable[..., Graph]:
     return importlib.import_module(FRONTENDS[fmt]).load
 
 
-def load(path: str | Path, fmt: str, **options) -> Graph:
-    return get_loader(fmt)(path, **options)
+def load(path: str | Path, fmt: str, weights: str | Path | None = None) -> Graph:
+    return get_loader(fmt)(path, weights=weights)

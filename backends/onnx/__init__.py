@@ -113,6 +113,7 @@ class _Writer:
             n += 1
             unique = f"{name}_{n}"
         self._node_names.add(unique)
+        attrs = {k: _onnx_attr(v) for k, v in attrs.items()}
         self.nodes.append(helper.make_node(op_type, inputs, outputs, name=unique, **attrs))
 
     # ---- nodes
@@ -164,6 +165,17 @@ class _Writer:
                                   producer_version=producer_version,
                                   ir_version=helper.find_min_ir_version_for(opsets))
         return model
+
+
+def _onnx_attr(value: Any) -> Any:
+    """IR attribute values (numpy scalars and arrays included) in the types onnx.helper accepts."""
+    if isinstance(value, np.ndarray):
+        return numpy_helper.from_array(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_onnx_attr(v) for v in value]
+    return value
 
 
 def _value_info(name: str, dtype: np.dtype | None, shape: tuple | None) -> onnx.ValueInfoProto:

@@ -24,8 +24,12 @@ MIN_OPSET = 11
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
 
-def load(path: str | os.PathLike) -> Graph:
-    """Read an ``.onnx`` file (or a folder holding exactly one) into the IR."""
+def load(path: str | os.PathLike, weights: str | os.PathLike | None = None) -> Graph:
+    """Read an ``.onnx`` file (or a folder holding exactly one) into the IR. ONNX keeps its weights in
+    the file or in external data beside it, so ``weights`` must be None."""
+    if weights is not None:
+        raise ModelFileError("ONNX models take no separate weights file", where=str(weights),
+                             hint="external data is found beside the model automatically")
     path = Path(path)
     if path.is_dir():
         found = sorted(path.glob("*.onnx"))

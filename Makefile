@@ -1,0 +1,33 @@
+# convertkit tasks. Each target sets itself up on a fresh machine: it creates .venv and installs
+# convertkit with its extras the first time (and again whenever pyproject.toml changes).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test fixtures bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
+	touch $(STAMP)
+
+## demo: the main job on a shipped fixture, its outputs printed beside the source runtime's
+demo: $(STAMP)
+	$(VENV)/bin/convertkit fixtures/onnx/small_cnn.onnx --to onnx -o out/small_cnn.onnx --verify
+
+## test: the whole test suite (prints the skip count; CI installs every optional runtime)
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+## fixtures: regenerate fixtures/ (see fixtures/README.md)
+fixtures: $(STAMP)
+	$(PY) fixtures/make_onnx_fixtures.py
+
+## bench: benchmarks against peer tools (figures, not pass/fail)
+bench: $(STAMP)
+	$(PY) bench/bench_onnx_scale.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,61 @@
+"""The library API: load any supported model into the IR, write it in another format, or both."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from convertkit import backends, frontends
+from convertkit.canonical_ir.graph import Graph
+from convertkit.detect import detect_format, target_from_path
+from convertkit.errors import UsageError
+from convertkit.pipeline import make_manager
+
+PathLike = str | os.PathLike
+
+
+def load(path: PathLike, *, format: str | None = None, weights: PathLike | None = None,
+         normalize: bool = True) -> Graph:
+    """Read a model into the canonical IR.
+
+    ``format`` overrides detection (see ``convertkit.detect.FORMATS``). ``weights`` names the separate
+    weights file of formats that keep one (Caffe2 init_net, MXNet .params); by default it is found
+    beside the model. With ``normalize`` (the default) shapes are inferred, constants folded and
+    Identity/Dropout/dead nodes removed.
+    """
+    fmt = format or detect_format(path)
+    graph = frontends.load(path, fmt, weights=weights)
+    if normalize:
+        make_manager(None).run(graph)
+    return graph
+
+
+def save(graph: Graph, path: PathLike, *, format: str | None = None, **options: Any) -> Path:
+    """Write ``graph`` to ``path`` in ``format`` (default: from the extension). Atomic: on error no
+    file is left behind. Options go to the backend, e.g. ``opset=13`` or ``external_data=True`` for ONNX."""
+    target = format or target_from_path(path)
+    if target is None:
+        raise UsageError(f"cannot tell the output format from {str(path)!r}", hint="pass format=...")
+    from convertkit import __version__
+
+    if target == "onnx":
+        options.setdefault("producer_version", __version__)
+    return backends.export(graph, path, target, **options)
+
+
+def convert(src: PathLike, *, to: str | None = None, output: PathLike, format: str | None = None,
+            weights: PathLike | None = None, dump_after: str | None = None, on_dump: Callable[[str, Graph], None] | None = None,
+            **options: Any) -> Path:
+    """Convert the model at ``src`` into ``to`` at ``output``; returns the written path.
+
+    ``dump_after`` names a pipeline pass after which ``on_dump(pass_name, graph)`` is called.
+    Other options go to the backend (``opset=...`` for ONNX).
+    """
+    target = to or target_from_path(output)
+    if target is None:
+        raise UsageError("no target format", hint="pass to='onnx' (or an output path ending in .onnx)")
+    backends.get_exporter(target)  # fail on an unknown target before the (possibly slow) load
+    manager = make_manager(target, dump_after=dump_after, on_dump=on_dump)
+    graph = load(src, format=format, weights=weights, normalize=False)
+    manager.run(graph)
+    return save(graph, output, format=target, **options)

@@ -1,0 +1,143 @@
+"""The command line.
+
+    convertkit MODEL --to onnx -o OUT [--opset 17] [--verify]
+    convertkit inspect MODEL [--json]
+    convertkit --print-passes [--to onnx]
+
+Bad input prints one line and a hint and exits 2; an internal error exits 1; tracebacks only with --debug.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from convertkit import __version__
+from convertkit.detect import FORMATS
+from convertkit.errors import ConvertError, UsageError
+
+TARGETS = ("onnx",)
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2 as well
+        raise UsageError(message, hint=f"see '{self.prog} --help'")
+
+
+def _convert_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="convertkit", description="Convert a trained model to another format.",
+                epilog="Also: 'convertkit inspect MODEL' prints ops, parameters, MACs and memory per node.")
+    p.add_argument("model", nargs="?", help="model file or folder (format detected from its contents)")
+    p.add_argument("--to", choices=TARGETS, help="output format (default: from the -o extension)")
+    p.add_argument("-o", "--output", help="output path")
+    p.add_argument("--format", choices=sorted(FORMATS), help="input format, if detection should be skipped")
+    p.add_argument("--weights", metavar="FILE",
+                   help="separate weights file (Caffe2 init_net.pb, MXNet .params); default: found beside MODEL")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset to write (default 17)")
+    p.add_argument("--external-data", action="store_true",
+                   help="ONNX: write weights to OUT.data beside the model (automatic above 2 GB)")
+    p.add_argument("--verify", action="store_true",
+                   help="run source and result in their runtimes on seeded inputs and compare")
+    p.add_argument("--print-passes", action="store_true", help="list the pipeline's passes and exit")
+    p.add_argument("--dump-after", metavar="PASS", help="print the graph after pass PASS")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"convertkit {__version__}")
+    return p
+
+
+def _inspect_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="convertkit inspect", description="Ops, parameters, MACs and tensor memory per node.")
+    p.add_argument("model")
+    p.add_argument("--format", choices=sorted(FORMATS))
+    p.add_argument("--weights", metavar="FILE", help="separate weights file, as for conversion")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from convertkit import api
+    from convertkit.pipeline import make_manager
+
+    if args.print_passes:
+        print(make_manager(args.to).describe())
+        return 0
+    if not args.model:
+        raise UsageError("no model given", hint="convertkit MODEL --to onnx -o OUT")
+    if not args.output:
+        raise UsageError("no output path given", hint="add -o OUT")
+    options = {}
+    if args.opset is not None:
+        if (args.to or Path(args.output).suffix.lstrip(".")) != "onnx":
+            raise UsageError("--opset applies to ONNX output only")
+        options["opset"] = args.opset
+    if args.external_data:
+        options["external_data"] = True
+
+    def dump(name: str, graph) -> None:
+        print(f"--- after {name} ---\n{graph.summary()}")
+
+    out = api.convert(args.model, to=args.to, output=args.output, format=args.format, weights=args.weights,
+                      dump_after=args.dump_after, on_dump=dump, **options)
+    if not args.quiet:
+        print(f"wrote {out}")
+    if args.verify:
+        from convertkit.detect import detect_format, target_from_path
+        from convertkit.verify import format_diffs, verify
+
+        src_fmt = args.format or detect_format(args.model)
+        target = args.to or target_from_path(out)
+        diffs = verify(Path(args.model), src_fmt, out, target)
+        print(format_diffs(diffs, src_fmt, f"{target} out"))
+        worst = max((d.max_abs / (1e-5 + 1e-4 * float(abs(d.source).max(initial=0))) for d in diffs),
+                    default=0)
+        if worst > 1:
+            print("convertkit: verification FAILED: outputs differ beyond 1e-4 relative", file=sys.stderr)
+            return EXIT_INTERNAL
+        if not args.quiet:
+            print("verification passed: outputs agree within 1e-4 relative")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from convertkit import api
+    from convertkit.report import format_report, inspect_graph
+
+    report = inspect_graph(api.load(args.model, format=args.format, weights=args.weights))
+    print(json.dumps(report.to_dict(), indent=1) if args.json else format_report(report))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        if argv and argv[0] == "inspect":
+            return _cmd_inspect(_inspect_parser().parse_args(argv[1:]))
+        if argv and argv[0] == "convert":
+            argv = argv[1:]
+        return _cmd_convert(_convert_parser().parse_args(argv))
+    except ConvertError as e:
+        if debug:
+            raise
+        print(f"convertkit: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug: say so in one line, keep the traceback for --debug
+        if debug:
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"convertkit: internal error: {type(e).__name__}: {first} "
+              "(run again with --debug for the traceback, and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""Format detection from what a path holds (folder layout, file magic), not only its extension."""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+from convertkit.errors import ModelFileError, UnknownFormatError
+
+FORMATS = {
+    "onnx": "ONNX model (.onnx)",
+    "tf-saved-model": "TensorFlow SavedModel folder",
+    "keras": "Keras v3 archive (.keras)",
+    "keras-h5": "Keras HDF5 file (.h5)",
+    "tf-graphdef": "TensorFlow frozen GraphDef (.pb)",
+    "caffe2": "Caffe2 predict_net.pb + init_net.pb",
+    "mxnet": "MXNet *-symbol.json + *.params",
+    "tflite": "TensorFlow Lite flatbuffer (.tflite)",
+}
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def detect_format(path: str | Path) -> str:
+    """Name of the format at ``path`` (a key of FORMATS); raises a ConvertError if unrecognisable."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelFileError("no such file or folder", where=str(p))
+    if p.is_dir():
+        return _detect_folder(p)
+    return _detect_file(p)
+
+
+def _detect_folder(p: Path) -> str:
+    names = {c.name for c in p.iterdir()}
+    if "saved_model.pb" in names or "saved_model.pbtxt" in names:
+        return "tf-saved-model"
+    if {"predict_net.pb", "init_net.pb"} <= names or {"predict_net.pbtxt", "init_net.pbtxt"} <= names:
+        return "caffe2"
+    if any(n.endswith("-symbol.json") for n in names):
+        return "mxnet"
+    for ext, fmt in ((".onnx", "onnx"), (".tflite", "tflite"), (".keras", "keras")):
+        found = [n for n in names if n.endswith(ext)]
+        if len(found) == 1:
+            return fmt
+    shown = ", ".join(sorted(names)[:6]) + (", ..." if len(names) > 6 else "") if names else "nothing"
+    raise UnknownFormatError(f"folder holds no model convertkit recognises (it has: {shown})", where=str(p),
+                             hint="expected a SavedModel, a Caffe2 net pair, an MXNet symbol file, "
+                                  "or one .onnx/.tflite/.keras file")
+
+
+def _detect_file(p: Path) -> str:
+    try:
+        with open(p, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise ModelFileError(f"cannot read: {e.strerror}", where=str(p)) from None
+    if not head:
+        raise ModelFileError("the file is empty", where=str(p))
+    if head.startswith(_HDF5_MAGIC):
+        return "keras-h5"
+    if len(head) >= 8 and head[4:8] == b"TFL3":
+        return "tflite"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(p) as z:
+                if "config.json" in z.namelist():
+                    return "keras"
+        except zipfile.BadZipFile:
+            pass
+        raise UnknownFormatError("a zip archive that is not a Keras model", where=str(p))
+    if head.lstrip()[:1] == b"{":
+        return _detect_json(p)
+    name = p.name
+    if name in ("predict_net.pb", "init_net.pb", "predict_net.pbtxt", "init_net.pbtxt"):
+        return "caffe2"
+    if p.suffix == ".onnx" or head[0] == 0x08:  # ModelProto starts with ir_version (field 1, varint)
+        return "onnx"
+    if p.suffix in (".pb", ".pbtxt"):
+        return "tf-graphdef"
+    if p.suffix == ".params":
+        raise UnknownFormatError("an MXNet .params file alone is not a model", where=str(p),
+                                 hint="pass the *-symbol.json file, or the folder holding both")
+    raise UnknownFormatError("not a model format convertkit recognises", where=str(p),
+                             hint=f"supported: {', '.join(FORMATS.values())}")
+
+
+def _detect_json(p: Path) -> str:
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"invalid JSON ({e})", where=str(p)) from None
+    if isinstance(doc, dict) and "nodes" in doc and ("heads" in doc or "arg_nodes" in doc):
+        return "mxnet"
+    raise UnknownFormatError("a JSON file that is not an MXNet symbol file", where=str(p),
+                             hint="MXNet symbol files have 'nodes' and 'heads' keys")
+
+
+TARGET_EXTENSIONS = {".onnx": "onnx", ".tflite": "tflite"}
+
+
+def target_from_path(path: str | Path) -> str | None:
+    """The output format implied by an output path's extension, if any."""
+    return TARGET_EXTENSIONS.get(Path(path).suffix)

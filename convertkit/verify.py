@@ -1,0 +1,100 @@
+"""``--verify``: run the source model and the converted one in their own runtimes on the same seeded
+inputs, and report how far apart their outputs are."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from convertkit.errors import UsageError
+
+Runner = Callable[[Path, dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+@dataclass
+class OutputDiff:
+    name: str
+    shape: tuple
+    max_abs: float
+    max_rel: float
+    source: np.ndarray
+    converted: np.ndarray
+
+
+def _onnxruntime_session(path: Path):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UsageError("--verify needs onnxruntime", hint='pip install "convertkit[verify]"') from None
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _run_onnx(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    sess = _onnxruntime_session(path)
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(None, feeds)))
+
+
+def _onnx_inputs(path: Path) -> list[tuple[str, np.dtype, list]]:
+    sess = _onnxruntime_session(path)
+    specs = []
+    for i in sess.get_inputs():
+        dtype = np.dtype(_ORT_TYPES.get(i.type, "float32"))
+        specs.append((i.name, dtype, [d if isinstance(d, int) else 1 for d in i.shape]))
+    return specs
+
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+              "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
+              "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
+
+RUNNERS: dict[str, Runner] = {"onnx": _run_onnx}
+"""Format -> function running a model file on feeds in that format's own runtime."""
+INPUT_SPECS = {"onnx": _onnx_inputs}
+
+
+def seeded_inputs(specs: list[tuple[str, np.dtype, list]], seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name, dtype, shape in specs:
+        if dtype.kind == "f":
+            feeds[name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind == "b":
+            feeds[name] = rng.random(shape) > 0.5
+        else:
+            feeds[name] = rng.integers(0, 4, shape).astype(dtype)
+    return feeds
+
+
+def verify(source: Path, source_format: str, output: Path, target: str, seed: int = 0) -> list[OutputDiff]:
+    """Outputs of both models on the same seeded inputs, paired by position."""
+    for fmt in (source_format, target):
+        if fmt not in RUNNERS:
+            raise UsageError(f"--verify cannot run {fmt} models yet",
+                             hint=f"it runs: {', '.join(sorted(RUNNERS))}")
+    feeds = seeded_inputs(INPUT_SPECS[source_format](Path(source)), seed)
+    ref = RUNNERS[source_format](Path(source), feeds)
+    got = RUNNERS[target](Path(output), feeds)
+    diffs = []
+    for (name, a), b in zip(ref.items(), got.values()):
+        a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        err = np.abs(a64 - b64) if a64.shape == b64.shape else np.array([np.inf])
+        rel = err / np.maximum(np.abs(a64), 1e-6) if a64.shape == b64.shape else err
+        diffs.append(OutputDiff(name, tuple(np.shape(a)), float(err.max(initial=0)),
+                                float(rel.max(initial=0)), np.asarray(a), np.asarray(b)))
+    return diffs
+
+
+def format_diffs(diffs: list[OutputDiff], source_label: str, converted_label: str, n: int = 6) -> str:
+    lines = []
+    for d in diffs:
+        lines.append(f"output {d.name} {list(d.shape)}: max abs error {d.max_abs:.3g}, "
+                     f"max rel error {d.max_rel:.3g}")
+        a, b = d.source.reshape(-1)[:n], d.converted.reshape(-1)[:n]
+        lines.append(f"  {source_label:>10}: " + " ".join(f"{v: .6f}" for v in a.astype(np.float64)))
+        lines.append(f"  {converted_label:>10}: " + " ".join(f"{v: .6f}" for v in b.astype(np.float64)))
+    return "\n".join(lines)
