@@ -108,7 +108,7 @@ class Graph:
     # ---------------------------------------------------------------- lookup
     def tensor(self, name: str) -> Tensor:
         try:
-            return self.nx.nodes[_t(name)]["obj"]
+            return self.nx._node[_t(name)]["obj"]
         except KeyError:
             raise KeyError(f"no tensor named {name!r}") from None
 
@@ -117,7 +117,7 @@ class Graph:
 
     def node(self, name: str) -> Node:
         try:
-            return self.nx.nodes[_o(name)]["obj"]
+            return self.nx._node[_o(name)]["obj"]
         except KeyError:
             raise KeyError(f"no node named {name!r}") from None
 
@@ -135,27 +135,31 @@ class Graph:
             if key[0] == "t":
                 yield data["obj"]
 
+    # The accessors below read networkx's adjacency dicts (``_pred``/``_succ``: node -> neighbour ->
+    # {edge key: data}) directly: its view objects cost ~10x more, and these run for every node.
     def inputs_of(self, node: Node) -> list[str | None]:
         """Input tensor names by port; None marks an absent optional input."""
-        edges = self.nx.in_edges(_o(node.name), keys=True)
-        if not edges:
+        pred = self.nx._pred[_o(node.name)]
+        if not pred:
             return []
-        by_port = {k: u[1] for u, _, k in edges}
+        by_port = {k: u[1] for u, keys in pred.items() for k in keys}
         return [by_port.get(p) for p in range(max(by_port) + 1)]
 
     def outputs_of(self, node: Node) -> list[str]:
-        edges = sorted(self.nx.out_edges(_o(node.name), keys=True), key=lambda e: e[2])
-        return [v[1] for _, v, _ in edges]
+        pairs = sorted((k, v[1]) for v, keys in self.nx._succ[_o(node.name)].items() for k in keys)
+        return [name for _, name in pairs]
 
     def producer(self, tensor: str) -> Node | None:
-        preds = list(self.nx.predecessors(_t(tensor)))
-        return self.nx.nodes[preds[0]]["obj"] if preds else None
+        for key in self.nx._pred[_t(tensor)]:
+            return self.nx._node[key]["obj"]
+        return None
 
     def consumers(self, tensor: str) -> list[tuple[Node, int]]:
         """(node, input port) for every use, in insertion order of the consuming nodes."""
-        uses = [(v, k) for _, v, k in self.nx.out_edges(_t(tensor), keys=True)]
-        uses.sort(key=lambda vk: (self.nx.nodes[vk[0]]["seq"], vk[1]))
-        return [(self.nx.nodes[v]["obj"], k) for v, k in uses]
+        nodes = self.nx._node
+        uses = [(nodes[v]["seq"], k, v) for v, keys in self.nx._succ[_t(tensor)].items() for k in keys]
+        uses.sort()
+        return [(nodes[v]["obj"], k) for _, k, v in uses]
 
     def is_graph_output(self, tensor: str) -> bool:
         return tensor in self.outputs

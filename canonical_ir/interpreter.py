@@ -42,21 +42,18 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, record: bool = False,
         args = [None if n is None else _fetch(graph, values, n) for n in in_names]
         attrs = schema.resolve_attrs(node.attrs, where=f"node {node.name}")
         out_names = graph.outputs_of(node)
-        if schema.pass_num_outputs:
-            attrs["num_outputs"] = len(out_names)
         try:
-            result = schema.kernel(*args, **attrs)
+            outs = schema.evaluate(args, attrs, len(out_names))
         except ConvertError:
             raise
         except Exception as e:  # a kernel rejecting its inputs: report where, not a numpy traceback
             shapes = ", ".join("-" if a is None else f"{a.dtype}{list(a.shape)}" for a in args)
             raise ShapeError(f"{type(e).__name__}: {e} (inputs: {shapes})",
                              where=f"node {node.name} ({node.op})") from e
-        outs = list(result) if isinstance(result, (tuple, list)) else [result]
         if len(outs) < len(out_names):
             raise ShapeError(f"kernel returned {len(outs)} outputs, node has {len(out_names)}",
                              where=f"node {node.name} ({node.op})")
-        outs = [np.asarray(o) for o in outs[: len(out_names)]]
+        outs = outs[: len(out_names)]
         for name, value in zip(out_names, outs):
             values[name] = value
         if on_node is not None:

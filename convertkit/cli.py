@@ -89,12 +89,13 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         print(f"wrote {out}")
     if args.verify:
         from convertkit.detect import detect_format, target_from_path
-        from convertkit.verify import format_diffs, verify
+        from convertkit.verify import format_diffs, source_label, verify
 
         src_fmt = args.format or detect_format(args.model)
         target = args.to or target_from_path(out)
-        diffs = verify(Path(args.model), src_fmt, out, target)
-        print(format_diffs(diffs, src_fmt, f"{target} out"))
+        diffs = verify(Path(args.model), src_fmt, out, target,
+                       weights=Path(args.weights) if args.weights else None)
+        print(format_diffs(diffs, source_label(src_fmt), f"{target} out"))
         worst = max((d.max_abs / (1e-5 + 1e-4 * float(abs(d.source).max(initial=0))) for d in diffs),
                     default=0)
         if worst > 1:

@@ -35,7 +35,7 @@ def _detect_folder(p: Path) -> str:
     names = {c.name for c in p.iterdir()}
     if "saved_model.pb" in names or "saved_model.pbtxt" in names:
         return "tf-saved-model"
-    if {"predict_net.pb", "init_net.pb"} <= names or {"predict_net.pbtxt", "init_net.pbtxt"} <= names:
+    if any(_is_caffe2_name(p / n) for n in names):
         return "caffe2"
     if any(n.endswith("-symbol.json") for n in names):
         return "mxnet"
@@ -71,8 +71,7 @@ def _detect_file(p: Path) -> str:
         raise UnknownFormatError("a zip archive that is not a Keras model", where=str(p))
     if head.lstrip()[:1] == b"{":
         return _detect_json(p)
-    name = p.name
-    if name in ("predict_net.pb", "init_net.pb", "predict_net.pbtxt", "init_net.pbtxt"):
+    if _is_caffe2_name(p):
         return "caffe2"
     if p.suffix == ".onnx" or head[0] == 0x08:  # ModelProto starts with ir_version (field 1, varint)
         return "onnx"
@@ -83,6 +82,17 @@ def _detect_file(p: Path) -> str:
                                  hint="pass the *-symbol.json file, or the folder holding both")
     raise UnknownFormatError("not a model format convertkit recognises", where=str(p),
                              hint=f"supported: {', '.join(FORMATS.values())}")
+
+
+def _is_caffe2_name(p: Path) -> bool:
+    """Caffe2 nets come in pairs named like predict_net/init_net, foo_predict/foo_init, or
+    model/model_init; a GraphDef .pb has no such partner."""
+    if p.suffix not in (".pb", ".pbtxt"):
+        return False
+    stem = p.stem
+    if "predict" in stem or stem == "init_net" or stem.endswith("_init"):
+        return True
+    return (p.parent / f"{stem}_init{p.suffix}").exists()
 
 
 def _detect_json(p: Path) -> str:

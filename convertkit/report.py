@@ -9,8 +9,9 @@ from convertkit.canonical_ir.graph import Graph
 from convertkit.canonical_ir.ops import InferContext, get_schema
 from convertkit.canonical_ir.ops.registry import elements
 
-PARAM_KINDS = "fiu"
-"""Constants of these dtype kinds count as parameters; int64 is left out (shapes, axes, indices)."""
+PARAM_DTYPES = frozenset(np.dtype(t) for t in ("float16", "float32", "float64", "int8", "uint8", "int16"))
+"""Constants of these dtypes and rank >= 1 count as parameters, as frameworks count weights: scalars
+(clip bounds, scales in arithmetic) and integer tensors (shapes, axes, indices) are not parameters."""
 
 
 @dataclass
@@ -57,7 +58,7 @@ def inspect_graph(graph: Graph) -> ModelReport:
             t = graph.tensor(name) if name is not None else None
             if t is not None and t.is_const and name not in seen:
                 seen.add(name)
-                if t.dtype.kind in PARAM_KINDS and t.dtype != np.int64:
+                if t.dtype in PARAM_DTYPES and t.value.ndim >= 1:
                     params += t.value.size
                     rep.weight_bytes += t.value.nbytes
         schema = get_schema(node.op)
@@ -100,10 +101,14 @@ def _human(n: float, unit: str = "") -> str:
     return str(n)
 
 
+def _shape(shape: list) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
 def format_report(rep: ModelReport) -> str:
     """The table ``convertkit inspect`` prints."""
     header = ("node", "op", "output shape", "params", "MACs", "out bytes")
-    body = [(r.name, r.op, " ".join(str(s) for s in r.output_shapes), f"{r.params:,}", f"{r.macs:,}",
+    body = [(r.name, r.op, " ".join(_shape(s) for s in r.output_shapes), f"{r.params:,}", f"{r.macs:,}",
              f"{r.output_bytes:,}") for r in rep.rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
     widths[0] = min(widths[0], 40)
@@ -114,13 +119,13 @@ def format_report(rep: ModelReport) -> str:
                          + [c.rjust(w) for c, w in zip(cols[3:], widths[3:])])
 
     lines = [f"model {rep.name}",
-             "inputs:  " + ", ".join(f"{k} {v}" for k, v in rep.inputs.items()),
-             "outputs: " + ", ".join(f"{k} {v}" for k, v in rep.outputs.items()), "",
+             "inputs:  " + ", ".join(f"{k} {_shape(v)}" for k, v in rep.inputs.items()),
+             "outputs: " + ", ".join(f"{k} {_shape(v)}" for k, v in rep.outputs.items()), "",
              fmt(header), fmt(tuple("-" * w for w in widths))]
     lines += [fmt(b) for b in body]
     lines += ["", f"{len(rep.rows)} nodes: " + ", ".join(f"{op} x{n}" for op, n in rep.ops.items()),
               f"parameters: {rep.params:,} ({_human(rep.weight_bytes, 'B')} of weights)",
               f"MACs: {rep.macs:,} ({_human(rep.macs)})",
-              f"peak activation memory (no buffer reuse within a live set): "
-              f"{rep.peak_activation_bytes:,} bytes"]
+              f"peak activation memory: {rep.peak_activation_bytes:,} bytes "
+              "(tensors alive at once in this op order, symbolic dims as 1)"]
     return "\n".join(lines)

@@ -44,7 +44,10 @@ def _onnx_inputs(path: Path) -> list[tuple[str, np.dtype, list]]:
     specs = []
     for i in sess.get_inputs():
         dtype = np.dtype(_ORT_TYPES.get(i.type, "float32"))
-        specs.append((i.name, dtype, [d if isinstance(d, int) else 1 for d in i.shape]))
+        # symbolic dims: 1 for the batch, 32 elsewhere (an image side or a sequence length that
+        # every pooling window fits)
+        specs.append((i.name, dtype, [d if isinstance(d, int) else (1 if k == 0 else 32)
+                                      for k, d in enumerate(i.shape)]))
     return specs
 
 
@@ -70,14 +73,30 @@ def seeded_inputs(specs: list[tuple[str, np.dtype, list]], seed: int = 0) -> dic
     return feeds
 
 
-def verify(source: Path, source_format: str, output: Path, target: str, seed: int = 0) -> list[OutputDiff]:
-    """Outputs of both models on the same seeded inputs, paired by position."""
-    for fmt in (source_format, target):
-        if fmt not in RUNNERS:
-            raise UsageError(f"--verify cannot run {fmt} models yet",
-                             hint=f"it runs: {', '.join(sorted(RUNNERS))}")
-    feeds = seeded_inputs(INPUT_SPECS[source_format](Path(source)), seed)
-    ref = RUNNERS[source_format](Path(source), feeds)
+def _run_reference(source: Path, source_format: str, weights: Path | None,
+                   feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The source model in convertkit's reference interpreter, for formats with no runtime here."""
+    from convertkit.api import load
+    from convertkit.canonical_ir.interpreter import run
+
+    return run(load(source, format=source_format, weights=weights), feeds)
+
+
+def source_label(source_format: str) -> str:
+    return source_format if source_format in RUNNERS else f"{source_format} (reference interpreter)"
+
+
+def verify(source: Path, source_format: str, output: Path, target: str, seed: int = 0,
+           weights: Path | None = None) -> list[OutputDiff]:
+    """Outputs of both models on the same seeded inputs, paired by position. A source format with no
+    runtime installable here (Caffe2, MXNet) is run in convertkit's reference interpreter instead."""
+    if target not in RUNNERS:
+        raise UsageError(f"--verify cannot run {target} models yet", hint=f"it runs: {', '.join(sorted(RUNNERS))}")
+    feeds = seeded_inputs(INPUT_SPECS[target](Path(output)), seed)
+    if source_format in RUNNERS:
+        ref = RUNNERS[source_format](Path(source), feeds)
+    else:
+        ref = _run_reference(Path(source), source_format, weights, feeds)
     got = RUNNERS[target](Path(output), feeds)
     diffs = []
     for (name, a), b in zip(ref.items(), got.values()):

@@ -125,7 +125,7 @@ def test_fold_constants_and_shape_folding_unlock_a_dynamic_reshape():
         helper.make_node("Neg", ["xi"], ["unused"]),
         helper.make_node("Relu", ["xi"], ["y"]),
     ]
-    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]),
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y]), ir_version=8,
                               opset_imports=[helper.make_opsetid("", 17)])
     g = from_model(model)
     infer_shapes(g)

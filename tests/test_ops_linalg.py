@@ -217,6 +217,62 @@ def test_attention_window_matches_onnx_reference():
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
+# ------------------------------------------------------- Attention written for opsets before 23
+@pytest.mark.parametrize("opset", [11, 17, 22])
+@pytest.mark.parametrize("attrs", [{}, {"is_causal": 1, "scale": 0.2}, {"softcap": 2.0, "is_causal": 1},
+                                   {"softmax_precision": TP.DOUBLE}])
+def test_attention_decomposed_4d(opset, attrs):
+    m, feeds = attention_model(randn(2, 3, 4, 8), randn(2, 3, 6, 8), randn(2, 3, 6, 5), **attrs)
+    check_onnx_model(m, feeds, rtol=1e-4, atol=1e-5, opset=opset)
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_attention_decomposed_gqa_3d_mask_cache_and_all_outputs(opset):
+    q, k, v = randn(1, 3, 4 * 8), randn(1, 3, 2 * 8), randn(1, 3, 2 * 5)
+    past = (randn(1, 2, 4, 8), randn(1, 2, 4, 5))
+    mask = RNG.random((1, 1, 3, 7)) > 0.4
+    mask[0, 0, 1] = False  # a query row with no attendable key: zeros, not NaN
+    for mode in range(4):
+        m, feeds = attention_model(q, k, v, mask=mask, past=past, outputs=3, q_num_heads=4, kv_num_heads=2,
+                                   is_causal=1, qk_matmul_output_mode=mode)
+        m.graph.node[0].output.append("qk")
+        m.graph.output.append(helper.make_tensor_value_info("qk", TP.FLOAT, None))
+        if mode != 2:
+            check_onnx_model(m, feeds, rtol=1e-4, atol=1e-5, opset=opset)
+            continue
+        # onnxruntime writes the float minimum where mode 2's masked scores are -inf; onnx's reference
+        # implementation follows the spec
+        from onnx.reference import ReferenceEvaluator
+
+        expected = ReferenceEvaluator(m).run(None, feeds)
+        g = normalize(from_model(m))
+        got = run(g, feeds)
+        for name, exp, rt in zip(g.outputs, expected, ort_run(to_model(g, opset), feeds)):
+            np.testing.assert_allclose(got[name], exp, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(rt, exp, rtol=1e-4, atol=1e-5)
+
+
+def test_attention_decomposed_pads_a_short_mask():
+    """onnxruntime's Attention rejects a mask shorter than the keys; onnx's reference is the oracle."""
+    from onnx.reference import ReferenceEvaluator
+
+    m, feeds = attention_model(randn(2, 2, 3, 4), randn(2, 2, 5, 4), randn(2, 2, 5, 4), mask=randn(3, 3))
+    expected = ReferenceEvaluator(m).run(None, feeds)[0]
+    exported = to_model(normalize(from_model(m)), opset=17)
+    np.testing.assert_allclose(ort_run(exported, feeds)[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_decomposed_needs_static_sizes():
+    m = node_model("Attention", [("Q", ["B", 2, "S", 4], TP.FLOAT), ("K", ["B", 2, "S", 4], TP.FLOAT),
+                                 ("V", ["B", 2, "S", 4], TP.FLOAT)], [("Y", TP.FLOAT)], opset=23, is_causal=1)
+    g = normalize(from_model(m))
+    with pytest.raises(ConvertError, match="static sequence lengths"):
+        to_model(g, opset=17)
+    m = node_model("Attention", [("Q", ["B", 2, 5, 4], TP.FLOAT), ("K", ["B", 2, 5, 4], TP.FLOAT),
+                                 ("V", ["B", 2, 5, 4], TP.FLOAT)], [("Y", TP.FLOAT)], opset=23, is_causal=1)
+    check_onnx_model(m, {n: randn(3, 2, 5, 4) for n in "QKV"}, rtol=1e-4, atol=1e-5, opset=17)
+
+
 # ------------------------------------------------------------------------------------- MACs
 def _macs(op: str, shapes: list[tuple], attrs: dict | None = None) -> int:
     g = Graph("g")

@@ -173,6 +173,23 @@ def test_conv_nhwc_depthwise_weight_is_ohwi():
     check_nhwc("Conv", randn(1, c, 7, 7), weights={"w": (onnx_w, nhwc_w)}, group=c, pads=[1, 1, 1, 1])
 
 
+@pytest.mark.parametrize("op", ["Conv", "ConvTranspose"])
+def test_nhwc_runtime_weight(op):
+    """A channels-last weight only known at run time is transposed by an ONNX Transpose on export."""
+    x, w = randn(2, 4, 7, 6), randn(4, 4, 3, 3)
+    expected = to_channels_last(ort_run(make_model(op, xin(x), inits={"w": w}, strides=[2, 2]), {"x": x})[0])
+    wl = conv_weight_from_nchw(w, "NHWC") if op == "Conv" else conv_transpose_weight_from_nchw(w, 1, "NHWC")
+    g = Graph("nhwc")
+    g.add_input("x", np.float32, to_channels_last(x).shape)
+    g.add_input("w", np.float32, wl.shape)
+    g.add_node(op, ["x", "w"], ["y"], {"strides": [2, 2], "layout": "NHWC"})
+    g.outputs = ["y"]
+    normalize(g, validate=True)
+    feeds = {"x": to_channels_last(x), "w": wl}
+    np.testing.assert_allclose(run(g, feeds)["y"], expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(ort_run(to_model(g, OPSET), feeds)[0], expected, rtol=1e-4, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------ ConvTranspose
 CONV_T_CASES = [
     ((5,), (3,), 1, {}),
@@ -259,14 +276,9 @@ POOL_CASES = [
 
 
 @pytest.mark.parametrize("spatial,attrs", POOL_CASES)
-@pytest.mark.parametrize("storage_order", [0, 1])
-def test_max_pool_with_indices(spatial, attrs, storage_order):
-    check_x("MaxPool", randn(2, 3, *spatial), n_out=2, storage_order=storage_order, **attrs)
-
-
-@pytest.mark.parametrize("spatial,attrs", POOL_CASES)
-def test_max_pool(spatial, attrs):
-    check_x("MaxPool", randn(2, 3, *spatial), **attrs)
+@pytest.mark.parametrize("n_out,storage_order", [(1, 0), (2, 0), (2, 1)])
+def test_max_pool(spatial, attrs, n_out, storage_order):
+    check_x("MaxPool", randn(2, 3, *spatial), n_out=n_out, storage_order=storage_order, **attrs)
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.uint8])
@@ -369,36 +381,30 @@ def test_space_to_depth_crd_older_opsets(layout, opset):
 
 # ------------------------------------------------------------------------------- a small CNN
 def test_mobilenet_like_at_96():
-    """A MobileNet-v1-style stack (conv, depthwise + pointwise blocks, pools) at 96x96: the kernels are
-    fast enough for real models and match onnxruntime end to end."""
+    """A MobileNet-v1-style stack (depthwise + pointwise blocks, pools) at 96x96: the kernels are fast
+    enough for real models and match onnxruntime end to end."""
     nodes, inits = [], {}
-    x = "x"
 
-    def conv(cin, cout, k, stride, group=1):
-        nonlocal x
+    def conv(x, cin, cout, k, stride, group=1):
         name = f"c{len(nodes)}"
-        inits[name + "_w"] = (randn(cout, cin // group, k, k) * np.sqrt(2.0 / (cin // group * k * k)))
+        inits[name + "_w"] = randn(cout, cin // group, k, k) * np.sqrt(2.0 / (cin // group * k * k))
         inits[name + "_b"] = randn(cout) * 0.1
         nodes.append(helper.make_node("Conv", [x, name + "_w", name + "_b"], [name], group=group,
                                       strides=[stride, stride], pads=[k // 2] * 4))
-        x = name
-    conv(3, 16, 3, 2)
-    c = 16
+        return name
+    x, c = conv("x", 3, 16, 3, 2), 16
     for cout, stride in ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (256, 2)):
-        conv(c, c, 3, stride, group=c)                             # depthwise
-        conv(c, cout, 1, 1)                                        # pointwise
-        c = cout
-    nodes.append(helper.make_node("MaxPool", [x], ["mp"], kernel_shape=[3, 3], strides=[1, 1], pads=[1] * 4))
-    nodes.append(helper.make_node("GlobalAveragePool", ["mp"], ["y"]))
+        x, c = conv(conv(x, c, c, 3, stride, group=c), c, cout, 1, 1), cout     # depthwise, pointwise
+    nodes += [helper.make_node("MaxPool", [x], ["mp"], kernel_shape=[3, 3], pads=[1] * 4),
+              helper.make_node("GlobalAveragePool", ["mp"], ["y"])]
     graph = helper.make_graph(nodes, "mnet", [helper.make_tensor_value_info("x", TP.FLOAT, ["N", 3, 96, 96])],
                               [helper.make_tensor_value_info("y", TP.FLOAT, None)],
                               initializer=[numpy_helper.from_array(v.astype(np.float32), k)
                                            for k, v in inits.items()])
     ops = [helper.make_opsetid("", OPSET)]
     model = helper.make_model(graph, opset_imports=ops, ir_version=helper.find_min_ir_version_for(ops))
-    feeds = {"x": randn(2, 3, 96, 96)}
     start = time.perf_counter()
-    check_onnx_model(model, feeds, rtol=1e-4, atol=1e-4)
+    check_onnx_model(model, {"x": randn(2, 3, 96, 96)}, rtol=1e-4, atol=1e-4)
     assert time.perf_counter() - start < 20
 
 
@@ -662,3 +668,22 @@ def test_float16(op, attrs):
     x = randn(1, 4, 6, 6).astype(np.float16)
     inits = {"w": randn(3, 4, 3, 3).astype(np.float16)} if op == "Conv" else None
     check_x(op, x, inits=inits, rtol=2e-3, atol=2e-3, **attrs)
+
+
+def test_integer_average_pool_rounds_like_tflite():
+    """int8 AveragePool (quantized, shared in/out params) rounds half away from zero like TFLite's
+    reference kernel: (sum +- count/2) / count truncated. ONNX has no integer AveragePool."""
+    x = np.array([[[[1, 2], [3, 4]], [[-1, -2], [-3, -4]], [[1, 2], [2, 2]], [[127, 127], [127, 126]]]],
+                 np.int8)                                        # sums 10, -10, 7, 507 over 4
+    g = Graph("avg")
+    g.add_input("x", np.int8, x.shape)
+    g.add_node("AveragePool", ["x"], ["y"], {"kernel_shape": [2, 2]})
+    g.add_node("GlobalAveragePool", ["x"], ["z"])
+    g.outputs = ["y", "z"]
+    normalize(g, validate=True)
+    out = run(g, {"x": x})
+    want = np.array([3, -3, 2, 127], np.int8).reshape(1, 4, 1, 1)   # 2.5->3, -2.5->-3, 1.75->2, 126.75->127
+    np.testing.assert_array_equal(out["y"], want)
+    np.testing.assert_array_equal(out["z"], want)
+    with pytest.raises(ConvertError, match="does not take int8"):
+        to_model(g, OPSET)

@@ -143,10 +143,12 @@ def test_reduce_export_runtime_axes_needs_new_opset():
     to_model(g, opset=18)
 
 
-def test_reduce_export_bool_needs_opset_20():
-    g = normalize(from_model(reduce_model("ReduceMax", [3, 4], TP.BOOL, axes=[1], opset=20)))
-    with pytest.raises(ConvertError, match="opset 20"):
-        to_model(g, opset=18)
+@pytest.mark.parametrize("elem_type,model_opset,target,needed", [(TP.BOOL, 20, 18, 20), (TP.INT8, 18, 11, 12)])
+def test_reduce_export_refuses_types_the_opset_lacks(elem_type, model_opset, target, needed):
+    g = normalize(from_model(reduce_model("ReduceMax", [3, 4], elem_type, axes=[1], opset=model_opset)))
+    with pytest.raises(ConvertError, match=f"opset {needed}"):
+        to_model(g, opset=target)
+    to_model(g, opset=needed)
 
 
 def test_reduce_empty_set_identities():

@@ -71,12 +71,6 @@ def test_reshape_symbolic_batch():
         check_onnx_model(m, {"x": randn(batch, 3, 4)})
 
 
-ZERO_D_INITIALIZERS = pytest.mark.xfail(
-    strict=True, reason="shared bug: frontends/onnx/__init__.py (_TensorReader.array) and "
-    "backends/onnx/__init__.py (_Writer._add_init) pass arrays through np.ascontiguousarray, which turns "
-    "0-d initializers into shape (1,); remove this marker once they keep the shape")
-
-
 def _chain(opset: int, scalar_index: bool) -> onnx.ModelProto:
     """Shape -> Gather -> (Unsqueeze) -> Concat -> Reshape, as exporters write a dynamic flatten."""
     nodes = [helper.make_node("Shape", ["x"], ["s"]),
@@ -102,7 +96,6 @@ def test_shape_gather_concat_reshape_chain(opset):
         check_onnx_model(m, {"x": randn(batch, 3, 4, 5)}, opset=11)
 
 
-@ZERO_D_INITIALIZERS
 @pytest.mark.parametrize("opset", [11, 13, 18])
 def test_shape_gather_unsqueeze_concat_reshape_chain(opset):
     """The PyTorch form: a scalar Gather index, then Unsqueeze."""
@@ -288,7 +281,7 @@ def test_slice_runtime_bounds():
 
 # ---------------------------------------------------------------------------------------- Gathers
 @pytest.mark.parametrize("axis,indices", [
-    (0, [[0, 1], [3, -1]]), (1, [2, -3, 0]), pytest.param(-1, 1, marks=ZERO_D_INITIALIZERS), (2, [[[0]]])])
+    (0, [[0, 1], [3, -1]]), (1, [2, -3, 0]), (-1, 1), (2, [[[0]]])])
 def test_gather(axis, indices):
     if axis == 0:  # int32 indices into a static axis
         m = node_model("Gather", [4, 3, 4], {"i": np.array(indices, np.int32)}, opset=13, axis=axis)

@@ -36,6 +36,7 @@ def to_model(graph: Graph, opset: int = DEFAULT_OPSET, producer_version: str = "
         raise ExportError(f"opset {opset} is not supported", hint=f"choose {MIN_OPSET}..{newest}")
     writer = _Writer(graph, opset)
     writer.check_supported()
+    writer.write_constant_outputs()
     for node in graph.topo_order():
         writer.write(node)
     return writer.finish(producer_version)
@@ -83,6 +84,7 @@ class _Writer:
         self._init_names: set[str] = set()
         self._used: set[str] = set()
         self._node_names: set[str] = set()
+        self._const_outputs = {o for o in graph.outputs if graph.tensor(o).is_const}
 
     # ---- names
     def fresh_name(self, base: str) -> str:
@@ -100,13 +102,14 @@ class _Writer:
 
     def _add_init(self, name: str, value: np.ndarray) -> None:
         if name not in self._init_names:
-            self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+            self.initializers.append(numpy_helper.from_array(np.require(value, requirements="C"), name))
             self._init_names.add(name)
 
     def add_node(self, op_type: str, inputs: list[str], outputs: list[str], name: str,
                  attrs: dict[str, Any]) -> None:
         for t in inputs:
-            if t and self.graph.has_tensor(t) and self.graph.tensor(t).is_const:
+            if (t and t not in self._const_outputs and self.graph.has_tensor(t)
+                    and self.graph.tensor(t).is_const):
                 self._add_init(t, self.graph.tensor(t).value)
         unique, n = name, 0
         while unique in self._node_names:
@@ -117,6 +120,15 @@ class _Writer:
         self.nodes.append(helper.make_node(op_type, inputs, outputs, name=unique, **attrs))
 
     # ---- nodes
+    def write_constant_outputs(self) -> None:
+        """A constant that is a graph output needs a producing node (an initializer is not an output);
+        written first, so nodes reading it see it defined, and never also as an initializer."""
+        for name in self.graph.outputs:
+            if name in self._const_outputs and name not in self._node_names:
+                self._node_names.add(name)
+                self.nodes.append(helper.make_node("Constant", [], [name], name=name,
+                                                   value=numpy_helper.from_array(self.graph.tensor(name).value)))
+
     def check_supported(self) -> None:
         missing: dict[str, list[str]] = {}
         for node in self.graph.topo_order():
@@ -150,13 +162,7 @@ class _Writer:
                 t = g.tensor(name)
                 if name not in io and t.dtype is not None and t.shape is not None:
                     value_info.append(_value_info(name, t.dtype, t.shape))
-        outputs = []
-        for name in g.outputs:
-            t = g.tensor(name)
-            if t.is_const:  # a constant output still needs a producing node
-                self.nodes.append(helper.make_node("Constant", [], [name], name=f"{name}_constant",
-                                                   value=numpy_helper.from_array(t.value)))
-            outputs.append(_value_info(name, t.dtype, t.shape))
+        outputs = [_value_info(n, g.tensor(n).dtype, g.tensor(n).shape) for n in g.outputs]
         inputs = [_value_info(n, g.tensor(n).dtype, g.tensor(n).shape) for n in g.inputs]
         graph = helper.make_graph(self.nodes, g.name or "graph", inputs, outputs,
                                   initializer=self.initializers, value_info=value_info)

@@ -60,6 +60,8 @@ def _infer(ctx: InferContext) -> list[TensorType]:
     if ctx.attrs["softmax_precision"] is not None and dtypes.from_onnx(ctx.attrs["softmax_precision"]) is None:
         raise ctx.error(f"softmax_precision={ctx.attrs['softmax_precision']} names a type convertkit lacks")
     d, dt = _dims(ctx), ctx.dtype(0)
+    if isinstance(d["hq"], int) and isinstance(d["hkv"], int) and d["hq"] % max(d["hkv"], 1):
+        raise ctx.error(f"{d['hq']} query heads are not a multiple of {d['hkv']} key/value heads")
     if d["rank"] == 3:
         y = [d["b"], d["sq"], _mul(d["hq"], d["dv"])]
     else:
@@ -70,9 +72,9 @@ def _infer(ctx: InferContext) -> list[TensorType]:
 
 
 def _macs(ctx: InferContext) -> int:
+    """Q K^T and P V: one MAC per score and key (or value) channel; unknown sizes count as 1."""
     d = _dims(ctx)
-    return elements([d[k] for k in ("b", "hq", "sq", "total")]) * elements([d["dk"]]) + \
-        elements([d[k] for k in ("b", "hq", "sq", "total")]) * elements([d["dv"]])
+    return elements([d[k] for k in ("b", "hq", "sq", "total")]) * (elements([d["dk"]]) + elements([d["dv"]]))
 
 
 def _split_heads(x: np.ndarray, heads: int) -> np.ndarray:
@@ -84,7 +86,7 @@ def _neg_inf_where_not(allowed: np.ndarray, dt: np.dtype) -> np.ndarray:
     return np.where(allowed, dt.type(0), dt.type(-np.inf))
 
 
-def _bias(dt: np.dtype, sq: int, skv: int, mask, offset, is_causal: int, left: int, right: int,
+def attention_bias(dt: np.dtype, sq: int, skv: int, mask, offset, is_causal: int, left: int, right: int,
           nonpad) -> np.ndarray:
     """The additive bias (0 or -inf, plus a float mask) broadcastable to [batch, heads, sq, skv]."""
     bias = np.zeros((sq, skv), dt)
@@ -146,7 +148,7 @@ def attention(q, k, v, attn_mask=None, past_key=None, past_value=None, nonpad_kv
         offset = np.asarray(nonpad_kv_seqlen).reshape(-1) - sq
     else:
         offset = 0
-    bias = _bias(dt, sq, skv, attn_mask, offset, is_causal, left_window_size, right_window_size,
+    bias = attention_bias(dt, sq, skv, attn_mask, offset, is_causal, left_window_size, right_window_size,
                  nonpad_kv_seqlen)
     hq, hkv = q.shape[1], present_k.shape[1]
     kk, vv = present_k, present_v

@@ -1,12 +1,13 @@
 """Matrix products (MatMul, Gemm, MatMulInteger, Einsum) and Det.
 
 MatMul follows numpy's matmul: batch dims broadcast, a 1-D operand is a vector whose axis is dropped from
-the result. Float products accumulate in the operands' precision (as onnxruntime does); integer
-products are exact. Each product op has a ``macs`` function (multiply-accumulates, for ``inspect``).
+the result. Float products are computed in the operands' dtype (agreeing with onnxruntime to rounding);
+integer products are exact. Each product op has a ``macs`` function (multiply-accumulates, for ``inspect``).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -75,14 +76,18 @@ def _gemm_macs(ctx: InferContext) -> int:
 @register("Gemm", inputs=["A", "B", "C?"], attrs={"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0},
           infer=_gemm_infer, macs=_gemm_macs)
 def gemm(a, b, c=None, *, alpha, beta, transA, transB):
-    """Gemm: alpha * A' @ B' + beta * C, with A' and B' optionally transposed and C broadcast."""
-    t = a.dtype.type
-    y = np.matmul(a.T if transA else a, b.T if transB else b).astype(a.dtype, copy=False)
+    """Gemm: alpha * A' @ B' + beta * C, with A' and B' optionally transposed and C broadcast.
+
+    Float inputs are scaled in their own dtype; integer ones by the float factors in float64, then
+    truncated back.
+    """
+    t = a.dtype.type if a.dtype.kind == "f" else np.float64
+    y = np.matmul(a.T if transA else a, b.T if transB else b)
     if alpha != 1.0:
-        y = (y * t(alpha)).astype(a.dtype, copy=False)
+        y = y * t(alpha)
     if c is not None and beta != 0.0:
-        y = (y + (c * t(beta) if beta != 1.0 else c)).astype(a.dtype, copy=False)
-    return y
+        y = y + (c * t(beta) if beta != 1.0 else c)
+    return np.asarray(y).astype(a.dtype, copy=False)
 
 
 # ------------------------------------------------------------------------------ MatMulInteger
@@ -216,7 +221,7 @@ def einsum(*xs, equation):
     """Einsum: numpy's einsum, always given the explicit output (so implicit ordering is ONNX's)."""
     terms, out = parse_einsum(equation, len(xs))
     explicit = ",".join("".join(t) for t in terms) + "->" + "".join(out)
-    return np.asarray(np.einsum(explicit, *xs)).astype(xs[0].dtype, copy=False)
+    return np.asarray(np.einsum(explicit, *xs, optimize=len(xs) > 1)).astype(xs[0].dtype, copy=False)
 
 
 # --------------------------------------------------------------------------------------- Det
@@ -232,8 +237,8 @@ def _det_infer(ctx: InferContext) -> list[TensorType]:
 
 @register("Det", infer=_det_infer)
 def det(x):
-    """Det: determinant of each trailing square matrix."""
-    return np.asarray(np.linalg.det(x)).astype(x.dtype, copy=False)
+    """Det: determinant of each trailing square matrix (float16 computed in float32: LAPACK lacks it)."""
+    return np.asarray(np.linalg.det(x.astype(np.float32) if x.dtype == np.float16 else x)).astype(x.dtype)
 
 
-from convertkit.canonical_ir.ops import attention  # noqa: E402,F401  (registers Attention)
+from convertkit.canonical_ir.ops import attention  # noqa: F401  (registers Attention)

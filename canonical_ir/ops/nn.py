@@ -96,9 +96,7 @@ def _layout_wrapped(fn):
         if not channels_last(layout):
             return fn(x, *args, **attrs)
         out = fn(to_channels_first(x), *args, **attrs)
-        if isinstance(out, tuple):
-            return tuple(to_channels_last(o) if o.ndim == x.ndim else o for o in out)
-        return to_channels_last(out)
+        return tuple(map(to_channels_last, out)) if isinstance(out, tuple) else to_channels_last(out)
     kernel.__doc__, kernel.__name__ = fn.__doc__, fn.__name__
     return kernel
 
@@ -239,10 +237,10 @@ def _conv_infer(ctx: InferContext) -> list[TensorType]:
 
 
 def _conv_macs(ctx: InferContext) -> int:
+    """N * O * prod(output spatial) * (I/group) * prod(kernel)."""
     layout = ctx.attrs["layout"]
-    y = _nc_shape(ctx.graph.tensor(ctx.graph.outputs_of(ctx.node)[0]).shape, layout)
-    w = _nc_shape(ctx.shape(1), layout)
-    return elements(y) * elements(w[1:])
+    y = ctx.graph.tensor(ctx.graph.outputs_of(ctx.node)[0]).shape or _conv_infer(ctx)[0][1]
+    return elements(y) * elements(_nc_shape(ctx.shape(1), layout)[1:])
 
 
 def _conv_nc(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, attrs: dict[str, Any]) -> np.ndarray:
@@ -339,6 +337,7 @@ def _conv_t_infer(ctx: InferContext) -> list[TensorType]:
 
 
 def _conv_t_macs(ctx: InferContext) -> int:
+    """N * I * prod(input spatial) * (O/group) * prod(kernel)."""
     layout = ctx.attrs["layout"]
     x = _nc_shape(ctx.shape(0), layout)
     w = ctx.shape(1)
@@ -373,7 +372,8 @@ def _conv_transpose_nc(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
         sl = tuple(slice(sh + of * d, sh + of * d + (sz - 1) * s + 1, s)
                    for of, d, sh, sz, s in zip(off, dil, shift, x.shape[2:], strides))
         y[(slice(None), slice(None)) + sl] += cols[:, :, t]
-    y = y[(slice(None), slice(None)) + tuple(slice(sh + b_, sh + b_ + ou) for sh, b_, ou in zip(shift, pb, out))]
+    y = y[(slice(None), slice(None)) + tuple(slice(sh + b_, sh + b_ + ou)
+                                            for sh, b_, ou in zip(shift, pb, out))]
     if b is not None:
         y = y + b.astype(acc).reshape((1, o) + (1,) * nd)
     return y.astype(x.dtype)
@@ -440,11 +440,9 @@ def _max_pool_nc(x: np.ndarray, attrs: dict[str, Any], with_indices: bool):
 
 @register("MaxPool", outputs=["Y", "Indices?"], attrs=dict(POOL_ATTRS, storage_order=0),
           infer=_pool_infer, spatial=True, pass_num_outputs=True)
-def max_pool(x, *, layout="NCHW", num_outputs=1, **attrs):
+@_layout_wrapped
+def max_pool(x, *, num_outputs=1, **attrs):
     """MaxPool: window maximum; the optional Indices are flat indices into the NCHW-ordered input."""
-    if channels_last(layout):
-        out = _max_pool_nc(to_channels_first(x), attrs, num_outputs > 1)
-        return tuple(to_channels_last(o) for o in out) if num_outputs > 1 else to_channels_last(out)
     return _max_pool_nc(x, attrs, num_outputs > 1)
 
 
@@ -452,14 +450,24 @@ def max_pool(x, *, layout="NCHW", num_outputs=1, **attrs):
 @_layout_wrapped
 def average_pool(x, **attrs):
     """AveragePool: window mean; ``count_include_pad`` counts explicit pads (never the extra end
-    positions that ``ceil_mode`` adds), as onnxruntime does."""
+    positions that ``ceil_mode`` adds), as onnxruntime does. On integers (quantized tensors, whose
+    input and output share scale and zero point) the mean rounds half away from zero, as TFLite's
+    reference int8 AVERAGE_POOL_2D does."""
     win = Window(x.shape[2:], attrs["kernel_shape"], attrs, bool(attrs["ceil_mode"]))
     acc = _acc_dtype(x.dtype)
     xp = win.padded(x.astype(acc, copy=False))
     y = np.zeros((*x.shape[:2], *win.out), acc)
     for _, view in win.taps(xp):
         y += view
-    return (y / win.counts(bool(attrs["count_include_pad"]))).astype(x.dtype)
+    return _mean(y, win.counts(bool(attrs["count_include_pad"])), x.dtype)
+
+
+def _mean(total: np.ndarray, count: np.ndarray | int, dtype: np.dtype) -> np.ndarray:
+    """total / count in ``dtype``; integers round half away from zero (TFLite) and saturate."""
+    if dtype.kind not in "iu":
+        return (total / count).astype(dtype)
+    q = (np.abs(total) + count // 2) // count * np.sign(total)
+    return np.clip(q, np.iinfo(dtype).min, np.iinfo(dtype).max).astype(dtype)
 
 
 @register("LpPool", attrs=dict(POOL_ATTRS, p=2), infer=_pool_infer, spatial=True)
@@ -489,7 +497,10 @@ def _spatial_axes(x: np.ndarray, layout: str) -> tuple[int, ...]:
 
 @register("GlobalAveragePool", infer=_global_infer, spatial=True)
 def global_average_pool(x, *, layout="NCHW"):
-    return np.mean(x, axis=_spatial_axes(x, layout), keepdims=True, dtype=_acc_dtype(x.dtype)).astype(x.dtype)
+    """GlobalAveragePool: the spatial mean (integers round as in AveragePool)."""
+    axes = _spatial_axes(x, layout)
+    total = np.sum(x, axis=axes, keepdims=True, dtype=_acc_dtype(x.dtype))
+    return _mean(total, int(np.prod([x.shape[a] for a in axes])), x.dtype)
 
 
 @register("GlobalMaxPool", infer=_global_infer, spatial=True)

@@ -6,7 +6,8 @@ These are the ONNX ops, kept exact: ``q = saturate(round_half_even(x / scale) + 
 blocked (scale with the input's rank, each entry covering ``block_size`` elements along ``axis``).
 The integer ops accumulate exactly in integers and requantize as onnxruntime (MLAS) does: the int32
 accumulator times the float32 multiplier ``(s_a * s_b) / s_y``, rounded half to even, plus the output
-zero point, saturated. (TFLite's fixed-point requantization is a different op family; see DESIGN.md.)
+zero point, saturated. That is ONNX's float requantization, bit-exact with onnxruntime; it is not the
+TFLite fixed-point (multiplier and shift) scheme that DESIGN.md prescribes for int8 TFLite/C kernels.
 ``output_dtype`` and ``precision`` are ONNX TensorProto type codes, 0 meaning unset.
 """
 from __future__ import annotations
@@ -91,7 +92,7 @@ def quantize_output_dtype(ctx: InferContext) -> np.dtype:
         if dt is not None and dt != ctx.dtype(2):
             raise ctx.error(f"output_dtype {dt} differs from the zero point's type {ctx.dtype(2)}")
         dt = ctx.dtype(2)
-    dt = dt or np.dtype(np.uint8)
+    dt = np.dtype(np.uint8) if dt is None else dt
     if dt not in QUANT_TYPES:
         raise ctx.error(f"cannot quantize to {dt}; supported: {', '.join(map(str, QUANT_TYPES))}")
     return dt
@@ -171,10 +172,14 @@ def _dynamic_infer(ctx: InferContext) -> list[TensorType]:
 
 @register("DynamicQuantizeLinear", outputs=["y", "y_scale", "y_zero_point"], infer=_dynamic_infer)
 def dynamic_quantize_linear(x):
-    """DynamicQuantizeLinear: uint8 over [min(x, 0), max(x, 0)], all arithmetic in float32."""
+    """DynamicQuantizeLinear: uint8 over [min(x, 0), max(x, 0)], all arithmetic in float32.
+
+    An all-zero input (an empty range, where the spec divides by zero) gets scale 1, as onnxruntime
+    gives it.
+    """
     lo = np.float32(min(0.0, float(np.min(x)))) if x.size else np.float32(0)
     hi = np.float32(max(0.0, float(np.max(x)))) if x.size else np.float32(0)
-    scale = np.float32(np.float32(1.0) if hi == lo else hi - lo) / np.float32(255)
+    scale = np.float32(1.0) if hi == lo else np.float32(hi - lo) / np.float32(255)
     zp = np.rint(np.clip(np.float32(0) - lo / scale, 0, 255)).astype(np.uint8)
     y = saturate_cast(np.rint(x / scale).astype(np.int64) + int(zp), np.dtype(np.uint8))
     return y, np.array(scale, np.float32), np.array(zp, np.uint8)

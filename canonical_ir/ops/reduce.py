@@ -2,12 +2,13 @@
 
 Reduce* follow the newest ONNX form: ``axes`` is an optional second input (frontends turn the older
 attribute into a constant), ``keepdims`` keeps reduced axes as size 1, and an empty or absent ``axes``
-reduces everything unless ``noop_with_empty_axes`` is set (then no axis is reduced). Results keep the input's
-dtype; integer arithmetic is exact, float sums accumulate in the input's precision as onnxruntime does.
+reduces everything unless ``noop_with_empty_axes`` is set (then no axis is reduced). Results keep the
+input's dtype; integer arithmetic is exact, float sums accumulate in the input's precision (float16 in
+float32) as onnxruntime does.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -124,7 +125,7 @@ def _reduce_kernel(name: str, fn: Callable[[np.ndarray, tuple, bool], np.ndarray
         ax = _axes_list(axes)
         if not ax and not noop_with_empty_axes:
             ax = list(range(data.ndim))
-        norm = tuple(sorted({a % data.ndim for a in ax})) if data.ndim else ()
+        norm = tuple(sorted({normalize_axis(a, data.ndim) for a in ax})) if data.ndim else ()
         with np.errstate(all="ignore"):
             return np.asarray(fn(data, norm, bool(keepdims))).astype(data.dtype, copy=False)
     kernel.__name__ = name.lower()
@@ -216,7 +217,7 @@ def _cumulative(fn: Callable, identity: int, x: np.ndarray, axis: np.ndarray, ex
     ax = normalize_axis(int(np.asarray(axis).reshape(-1)[0]), x.ndim)
     y = np.flip(x, ax) if reverse else x
     out = fn(y, axis=ax, dtype=x.dtype)
-    if exclusive:
+    if exclusive and out.shape[ax]:
         pad = np.full_like(np.take(out, [0], axis=ax), identity)
         out = np.concatenate([pad, np.take(out, np.arange(out.shape[ax] - 1), axis=ax)], axis=ax)
     return np.flip(out, ax) if reverse else out

@@ -69,6 +69,18 @@ class OpSchema:
             return f"has {n_outputs} outputs, schema allows {olo}..{ohi if ohi is not None else 'n'}"
         return None
 
+    def evaluate(self, inputs: Sequence[Any], attrs: dict[str, Any], n_outputs: int) -> list[np.ndarray]:
+        """Run the kernel: absent trailing optional inputs are passed as None, so kernels need not
+        default them; the result is always a list of arrays."""
+        args = list(inputs)
+        if not (self.inputs and self.inputs[-1].endswith("*")):
+            args += [None] * (len(self.inputs) - len(args))
+        if self.pass_num_outputs:
+            attrs = {**attrs, "num_outputs": n_outputs}
+        result = self.kernel(*args, **attrs)
+        outs = list(result) if isinstance(result, (tuple, list)) else [result]
+        return [np.asarray(o) for o in outs]
+
     # ---- attributes
     def resolve_attrs(self, attrs: dict[str, Any], where: str = "") -> dict[str, Any]:
         """Attributes with defaults filled in; unknown or missing required ones raise ShapeError."""
@@ -148,6 +160,7 @@ class InferContext:
         self.input_names = graph.inputs_of(node)
         self.n_outputs = len(graph.outputs_of(node))
         self.attrs = schema.resolve_attrs(node.attrs, where=f"node {node.name}")
+        self._new_dims = 0
 
     @property
     def n_inputs(self) -> int:
@@ -191,10 +204,13 @@ class InferContext:
         return v
 
     def new_dim(self) -> str:
-        """A fresh symbolic dimension for a size only known at run time."""
-        n = self.graph.metadata.get("_unknown_dims", 0) + 1
-        self.graph.metadata["_unknown_dims"] = n
-        return f"unk_{n}"
+        """A symbolic dimension for a size only known at run time.
+
+        Named after the node and the call's position, so inferring the same node again gives the same
+        name: repeated inference settles instead of minting new names every round.
+        """
+        self._new_dims += 1
+        return f"{self.node.name}_d{self._new_dims - 1}"
 
     def error(self, message: str) -> ShapeError:
         return ShapeError(message, where=f"node {self.node.name} ({self.schema.name})")

@@ -7,9 +7,17 @@ pass permutes those values instead); GridSample is defined on NC... tensors only
 Resize is separable: each resized axis is one 1-D resampling, an index gather for ``nearest`` and a
 weight matrix for ``linear``/``cubic`` (with or without ``antialias``), applied in float64. Source
 coordinates, rounding and filter weights are computed in float32 with onnxruntime's formulas, so the
-chosen pixels and weights are the ones onnxruntime uses; on integer inputs interpolated results are
-rounded half to even and saturated (as onnx's reference does). ``tf_half_pixel_for_nn`` (Resize-11
-only) is kept as an extra coordinate mode so opset 11/12 models import unchanged.
+chosen pixels and weights are the ones onnxruntime uses. Where implementations disagree:
+
+* output size from ``scales`` is floor(size * scale) computed exactly, as ONNX's shape inference does
+  (onnxruntime's float32 product gives 7 for 10 * 0.7f, ONNX 6);
+* ``align_corners`` divides by the integer output length minus one, as the spec and onnxruntime do
+  (onnx's reference and two of its downsampling test cases use the fractional scale * size);
+* interpolated integer results are rounded half to even and saturated, as onnx's reference does
+  (onnxruntime truncates toward zero, so it can differ by one).
+
+``tf_half_pixel_for_nn`` (Resize-11 only) is kept as an extra coordinate mode so opset 11/12 models
+import unchanged.
 """
 from __future__ import annotations
 

@@ -462,5 +462,3 @@ def shape(x, start, end):
 def size(x):
     return np.array(x.size, dtype=np.int64)
 
-
-from convertkit.canonical_ir.ops import indexing  # noqa: F401  (registers the indexing ops)

@@ -8,6 +8,7 @@ PASS_THROUGH = frozenset({"Identity", "Dropout"})
 
 
 def remove_identities(graph: Graph) -> bool:
+    """Bypass Identity and Dropout, keeping graph output names."""
     changed = False
     for node in graph.topo_order():
         if node.op not in PASS_THROUGH:
@@ -31,4 +32,5 @@ def remove_identities(graph: Graph) -> bool:
 
 
 def remove_dead_code(graph: Graph) -> bool:
+    """Drop ops and tensors that no graph output depends on."""
     return graph.remove_dead() > 0

@@ -33,6 +33,7 @@ def _fold_from_type(graph: Graph, node: Node) -> list[np.ndarray] | None:
 
 
 def fold_constants(graph: Graph) -> bool:
+    """Replace ops whose inputs are all constant (or whose result follows from static shapes) by constants."""
     changed = False
     for node in graph.topo_order():
         if node.op in NEVER_FOLD:
@@ -50,11 +51,8 @@ def fold_constants(graph: Graph) -> bool:
                 continue
             schema = get_schema(node.op)
             attrs = schema.resolve_attrs(node.attrs, where=f"node {node.name}")
-            outs = graph.outputs_of(node)
-            if schema.pass_num_outputs:
-                attrs["num_outputs"] = len(outs)
-            result = schema.kernel(*[graph.const_value(n) for n in ins], **attrs)
-            values = list(result) if isinstance(result, (tuple, list)) else [result]
+            values = schema.evaluate([graph.const_value(n) for n in ins], attrs,
+                                     len(graph.outputs_of(node)))
         outs = graph.outputs_of(node)
         graph.remove_node(node, keep_outputs=True)
         for name, value in zip(outs, values):

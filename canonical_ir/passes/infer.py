@@ -7,7 +7,7 @@ from convertkit.errors import ShapeError
 
 
 def infer_shapes(graph: Graph) -> bool:
-    """Set the dtype and shape of every op output. Returns True if any tensor's type changed."""
+    """Set the dtype and shape of every op output from its op's inference rule."""
     changed = False
     for node in graph.topo_order():
         schema = get_schema(node.op)

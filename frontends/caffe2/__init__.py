@@ -35,7 +35,7 @@ from convertkit.frontends.caffe2 import reader
 from convertkit.frontends.caffe2.handlers import HANDLERS
 from convertkit.frontends.caffe2.registry import Args, OpContext
 
-__all__ = ["load", "from_nets", "HANDLERS"]
+__all__ = ["HANDLERS", "from_nets", "load"]
 
 
 def load(path: str | os.PathLike, weights: str | os.PathLike | None = None) -> Graph:
@@ -65,9 +65,9 @@ def from_nets(predict: Any, init: Any | None, value_info: dict[str, tuple[np.dty
     for i, op in enumerate(predict.op):
         where = f"{source}: op #{i} {op.type}" + (f" {op.name!r}" if op.name else f" -> {op.output[0]!r}"
                                                    if op.output else "")
-        outs = [plan.ir_name(blob, i) for blob in op.output]
+        outs = [plan.ir_name(blob) for blob in op.output]
         ctx = OpContext(g, op, reader.op_args(op, where), [current[b] for b in op.input], outs,
-                        plan.used[i], where)
+                        plan.used[i], where, plan.taken)
         try:
             HANDLERS[op.type].fn(ctx)
         except ConvertError as e:
@@ -90,6 +90,9 @@ def from_nets(predict: Any, init: Any | None, value_info: dict[str, tuple[np.dty
 
 
 def _check_ops(predict: Any, source: str) -> None:
+    if all(op.type in reader.FILLS for op in predict.op):
+        raise ModelFileError("this is an init net (it only fills blobs), not a predict net", where=source,
+                             hint="pass the predict net, with the init net beside it or as weights")
     missing: dict[str, list[str]] = {}
     for i, op in enumerate(predict.op):
         if op.type not in HANDLERS:
@@ -105,7 +108,7 @@ class _Plan:
     def __init__(self, net: Any, values: dict[str, Any], value_info: dict | None, source: str,
                  init_source: str | None) -> None:
         self.net, self.values, self.source = net, values, source
-        external = list(net.external_input)
+        external = set(net.external_input)
         declared = set(value_info or ()) | {
             b for b in external if b not in values or (not value_info and values[b].placeholder)}
         self.consts: dict[str, None] = {}
@@ -114,6 +117,9 @@ class _Plan:
         produced: set[str] = set()
         writers: dict[str, tuple[int, int]] = {}
         self.used = [[False] * len(op.output) for op in net.op]
+        if not net.external_output:
+            raise ModelFileError("the predict net declares no external outputs", where=source,
+                                 hint="the file may be truncated")
         self.writes: dict[str, int] = {}
         for i, op in enumerate(net.op):
             spec = HANDLERS[op.type]
@@ -132,8 +138,12 @@ class _Plan:
                     self.inputs[blob] = (i, port)  # typed below, once every blob is accounted for
                 elif blob in values:
                     self.consts[blob] = None
-                else:
+                elif blob in external:
                     missing.setdefault(blob, f"{op.type} op #{i}")
+                else:
+                    raise ModelFileError(f"op #{i} {op.type} reads blob {blob!r}, which no earlier op produces, "
+                                         "the net does not declare as an input and the init net does not fill",
+                                         where=source, hint="the file may be truncated")
             for port, blob in enumerate(op.output):
                 writers[blob] = (i, port)
                 produced.add(blob)
@@ -141,9 +151,6 @@ class _Plan:
         if missing:
             raise self._missing_error(missing, init_source)
         self.inputs = {b: self._input_type(b, i, port, value_info) for b, (i, port) in self.inputs.items()}
-        if not net.external_output:
-            raise ModelFileError("the predict net declares no external outputs", where=source,
-                                 hint="the file may be truncated")
         for blob in net.external_output:
             if blob in writers:
                 w_op, w_port = writers[blob]
@@ -152,7 +159,7 @@ class _Plan:
                 raise ModelFileError(f"external output {blob!r} is never produced", where=source,
                                      hint="the file may be truncated")
         self._seen: dict[str, int] = {}
-        self._taken = set(self.writes) | set(self.consts) | set(self.inputs) | set(external)
+        self.taken = set(self.writes) | set(self.consts) | set(self.inputs) | set(external)
 
     def _missing_error(self, missing: dict[str, str], init_source: str | None) -> ModelFileError:
         items = list(missing.items())
@@ -181,15 +188,15 @@ class _Plan:
         shape = tuple(d if isinstance(d, int) else d if d == "N" else f"{blob}_{d}" for d in dims)
         return np.dtype(np.float32), shape
 
-    def ir_name(self, blob: str, op_index: int) -> str:
+    def ir_name(self, blob: str) -> str:
         """The IR tensor of this write of ``blob``: the last write keeps the blob's name."""
         k = self._seen.get(blob, 0) + 1
         self._seen[blob] = k
         if k == self.writes[blob] and blob not in self.consts and blob not in self.inputs:
             return blob
         n = k
-        while f"{blob}_{n}" in self._taken:
+        while f"{blob}_{n}" in self.taken:
             n += 1
         name = f"{blob}_{n}"
-        self._taken.add(name)
+        self.taken.add(name)
         return name

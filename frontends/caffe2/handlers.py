@@ -13,7 +13,7 @@ Caffe2 semantics that differ from the canonical (ONNX) ops, and how they are bri
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -67,9 +67,9 @@ def prelu(ctx: OpContext) -> None:
 
 
 def softmax(ctx: OpContext) -> None:
-    rank = ctx.rank(0)
-    axis = _axis(ctx, ctx.int("axis", 1), rank)
-    if axis == rank - 1:
+    shape = ctx.shape(0)
+    axis = _axis(ctx, ctx.int("axis", 1), len(shape))
+    if all(d == 1 for d in shape[axis + 1:]):  # nothing to coerce (e.g. class scores [N, C, 1, 1])
         ctx.emit("Softmax", [ctx.input(0)], attrs={"axis": axis})
         return
     flat = ctx.emit("Flatten", [ctx.input(0)], [ctx.tmp("2d")], attrs={"axis": axis})
@@ -280,14 +280,16 @@ def channel_shuffle(ctx: OpContext) -> None:
     if groups <= 0 or channels % groups:
         raise ctx.error(f"{channels} channels do not split into {groups} groups")
     k = channels // groups
-    if layout == "NHWC":
+    if layout == "NHWC":  # [N, H, W, G, K] -> [N, H, W, K, G]; the 0s copy N, H, W both ways
         split, perm = [0] * (rank - 1) + [groups, k], list(range(rank - 1)) + [rank, rank - 1]
-    else:
+        back = ctx.const(np.asarray([0] * (rank - 1) + [channels], np.int64), name="shape")
+    else:  # [N, G, K, H*W...] -> [N, K, G, H*W...]
         split, perm = [0, groups, k, -1], [0, 2, 1, 3]
+        back = _shape_tensor(ctx, 0)
     t = ctx.emit("Reshape", [ctx.input(0), ctx.const(np.asarray(split, np.int64), name="split")],
                  [ctx.tmp("grouped")])
     t = ctx.emit("Transpose", [t], [ctx.tmp("shuffled")], attrs={"perm": perm})
-    ctx.emit("Reshape", [t, _shape_tensor(ctx, 0)])
+    ctx.emit("Reshape", [t, back])
 
 
 def _layout_transpose(to_nhwc: bool) -> Callable[[OpContext], None]:
@@ -299,13 +301,12 @@ def _layout_transpose(to_nhwc: bool) -> Callable[[OpContext], None]:
 
 
 # ------------------------------------------------------------------------------------ registry
-_CONV = dict(params=(1, 2))
 HANDLERS: dict[str, Converter] = {
-    "Conv": Converter(spatial.conv, guess=spatial.guess_conv, **_CONV),
-    "Conv1D": Converter(spatial.conv, guess=spatial.guess_conv, **_CONV),
-    "Conv2D": Converter(spatial.conv, guess=spatial.guess_conv, **_CONV),
-    "Conv3D": Converter(spatial.conv, guess=spatial.guess_conv, **_CONV),
-    "ConvTranspose": Converter(spatial.conv_transpose, guess=spatial.guess_conv_transpose, **_CONV),
+    "Conv": Converter(spatial.conv, guess=spatial.guess_conv, params=(1, 2)),
+    "Conv1D": Converter(spatial.conv, guess=spatial.guess_conv, params=(1, 2)),
+    "Conv2D": Converter(spatial.conv, guess=spatial.guess_conv, params=(1, 2)),
+    "Conv3D": Converter(spatial.conv, guess=spatial.guess_conv, params=(1, 2)),
+    "ConvTranspose": Converter(spatial.conv_transpose, guess=spatial.guess_conv_transpose, params=(1, 2)),
     "MaxPool": Converter(spatial.max_pool, guess=spatial.guess_pool),
     "MaxPool1D": Converter(spatial.max_pool, guess=spatial.guess_pool),
     "MaxPool2D": Converter(spatial.max_pool, guess=spatial.guess_pool),
@@ -354,5 +355,5 @@ HANDLERS: dict[str, Converter] = {
     "NCHW2NHWC": Converter(_layout_transpose(True)),
     "NHWC2NCHW": Converter(_layout_transpose(False)),
 }
-"""Caffe2 op type -> converter. Int8* ops (QNNPACK quantized inference) have no converter: their
-requantization is not reproducible with the canonical quantized ops, so they are refused as unsupported."""
+"""Caffe2 op type -> converter. The Int8* ops (QNNPACK quantized inference) have none yet and are
+refused as unsupported; the init net reader already keeps their weights' scale and zero point."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from google.protobuf import text_format
@@ -62,7 +63,7 @@ def _predict_in(folder: Path) -> Path:
         if exact in names:
             return folder / exact
     nets = [n for n in names if n.endswith((".pb",) + TEXT_SUFFIXES) and "init" not in n.lower()]
-    preferred = [n for n in nets if re.search("predict|run_net", n, re.I)] or nets
+    preferred = [n for n in nets if re.search("predict|run_net", n, re.IGNORECASE)] or nets
     binary = [n for n in preferred if n.endswith(".pb")]
     chosen = binary or preferred
     if len(chosen) != 1:
@@ -75,7 +76,7 @@ def _predict_in(folder: Path) -> Path:
 def _init_candidates(predict: Path) -> list[Path]:
     """Names an init net goes by next to its predict net, most conventional first."""
     stem, parent = predict.stem, predict.parent
-    stems = [re.sub("predict", lambda m: "Init" if m.group(0)[0] == "P" else "init", stem, flags=re.I),
+    stems = [re.sub("predict", lambda m: "Init" if m.group(0)[0] == "P" else "init", stem, flags=re.IGNORECASE),
              stem.replace("run_net", "init_net"), "init_net", f"{stem}_init", f"{stem}Init"]
     suffixes = [predict.suffix] + [s for s in (".pb", ".pbtxt") if s != predict.suffix]
     out: list[Path] = []
@@ -105,26 +106,34 @@ def read_net(path: Path, role: str) -> Any:
         except (DecodeError, RuntimeError, ValueError):
             raise ModelFileError(f"the {role} is not a valid Caffe2 NetDef (truncated or corrupt protobuf)",
                                  where=str(path), hint="re-export the model, or check the download") from None
-    _check_netdef(net, data, path, role)
+    _check_netdef(net, path, role)
     return net
 
 
 def _parse_text(data: bytes, net: Any, path: Path, role: str) -> None:
     try:
-        text_format.Parse(data.decode("utf-8"), net)
+        # DeviceOption's field 2 was called cuda_gpu_id / hip_gpu_id before it became device_id
+        text = re.sub(r"\b(?:cuda|hip)_gpu_id(\s*:)", r"device_id\1", data.decode("utf-8"))
+        text_format.Parse(text, net)
     except (UnicodeDecodeError, text_format.ParseError) as e:
         first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         raise ModelFileError(f"the {role} is not a valid Caffe2 NetDef in protobuf text form ({first})",
                              where=str(path)) from None
 
 
-def _check_netdef(net: Any, data: bytes, path: Path, role: str) -> None:
+def _check_netdef(net: Any, path: Path, role: str) -> None:
     """Arbitrary bytes often parse as a protobuf of unknown fields: require the shape of a NetDef."""
-    from google.protobuf import unknown_fields
-
-    if len(unknown_fields.UnknownFieldSet(net)) or not net.op or any(not op.type for op in net.op):
+    if _has_unknown_fields(net) or not net.op or any(not op.type for op in net.op):
         raise ModelFileError(f"not a Caffe2 NetDef (expected the {role})", where=str(path),
                              hint="a Caffe2 model is a predict_net.pb with its init_net.pb")
+
+
+def _has_unknown_fields(msg: Any) -> bool:
+    try:
+        from google.protobuf import unknown_fields  # protobuf >= 4.24
+    except ImportError:
+        return len(msg.UnknownFields()) > 0
+    return len(unknown_fields.UnknownFieldSet(msg)) > 0
 
 
 def read_value_info(path: Path) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
@@ -236,7 +245,7 @@ def _fit(arr: np.ndarray, shape: tuple[int, ...], where: str) -> np.ndarray:
     if arr.size != int(np.prod(shape, dtype=np.int64)):
         raise ModelFileError(f"{arr.size} values do not fill shape {list(shape)}", where=where,
                              hint="the init net may be truncated")
-    return np.ascontiguousarray(arr.reshape(shape))
+    return np.require(arr.reshape(shape), requirements="C")
 
 
 def _bytes_fill(args: dict[str, Any], where: str) -> InitValue:

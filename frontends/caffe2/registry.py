@@ -8,8 +8,9 @@ at once, so a converter can look at the shapes of what it has built so far.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -103,9 +104,11 @@ class OpContext(Args):
     """One Caffe2 op being converted: its arguments, IR input names and IR output names."""
 
     def __init__(self, graph: Graph, op: Any, args: dict[str, Any], inputs: list[str], outputs: list[str],
-                 used: list[bool], where: str) -> None:
+                 used: list[bool], where: str, reserved: set[str] | None = None) -> None:
         super().__init__(args, op.type, where)
         self.graph = graph
+        self.reserved = reserved if reserved is not None else set()
+        """Names of blobs (and their versions) still to come: helper tensors must not take them."""
         self.op = op
         self.inputs = inputs
         self.outputs = outputs
@@ -142,10 +145,18 @@ class OpContext(Args):
         return v
 
     def const(self, value: Any, dtype: Any = None, name: str = "const") -> str:
-        return self.graph.add_const(np.asarray(value, dtype=dtype), f"{self.name}_{name}")
+        return self.graph.add_tensor(self._fresh(f"{self.name}_{name}"), value=np.asarray(value, dtype=dtype))
 
     def tmp(self, suffix: str = "tmp") -> str:
-        return self.graph.add_tensor(self.graph.unique_name(f"{self.name}_{suffix}"))
+        return self.graph.add_tensor(self._fresh(f"{self.name}_{suffix}"))
+
+    def _fresh(self, base: str) -> str:
+        name, n = base, 0
+        while name in self.reserved or self.graph.has_tensor(name) or self.graph.has_node(name):
+            n += 1
+            name = f"{base}_{n}"
+        self.reserved.add(name)
+        return name
 
     def emit(self, op: str, inputs: Sequence[str | None], outputs: Sequence[str] | None = None,
              attrs: dict[str, Any] | None = None) -> str:

@@ -12,15 +12,18 @@ for strides, dilations and pads (``pads`` = [heads..., tails...], ``pad``, ``pad
   minus one if ``pad > 0`` and the last window would start in the padding; Caffe2 then pads the tail by
   ``pad + stride * (out - floor_out)``.
 
-With static input sizes every mode becomes exact explicit pads with floor rounding. With symbolic sizes
-(no value_info.json), SAME becomes ``auto_pad=SAME_UPPER`` and legacy pooling becomes ``ceil_mode=1``
-with symmetric pads; both are exact where ``kernel >= stride`` (or, for pooling, ``pad > 0``), and any
-other case is refused, since its padding depends on the size.
+With static input sizes every mode becomes exact explicit pads with floor rounding, except that legacy
+pooling whose tail pad would reach the kernel size (which onnxruntime refuses) uses ``ceil_mode=1``
+with symmetric pads instead. With symbolic sizes (no value_info.json), SAME becomes
+``auto_pad=SAME_UPPER`` and legacy pooling ``ceil_mode=1`` with symmetric pads; both are exact where
+``kernel >= stride`` (or, for pooling, ``pad > 0``), and any other case is refused, since its padding
+depends on the size. Windows that Caffe2 would place wholly outside the input are refused too.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +88,8 @@ def window(a: Args, transpose: bool = False) -> Window:
     return w
 
 
-def _padding(ctx: OpContext, w: Window, spatial: Sequence[Any], pool: bool) -> dict[str, Any]:
+def _padding(ctx: OpContext, w: Window, spatial: Sequence[Any], pool: bool, include_pad: int = 0
+             ) -> dict[str, Any]:
     """ONNX padding attributes (``pads`` and maybe ``auto_pad`` / ``ceil_mode``) for Caffe2's mode."""
     n = len(w.kernel)
     if w.legacy == NOTSET:
@@ -95,45 +99,56 @@ def _padding(ctx: OpContext, w: Window, spatial: Sequence[Any], pool: bool) -> d
     if any(d != 1 for d in w.dilations):
         raise ctx.error(f"legacy_pad={w.legacy} with dilations {w.dilations} (Caffe2 refuses it too)")
     static = all(isinstance(d, int) for d in spatial)
+    if w.legacy == SAME:
+        return _same(ctx, w, spatial) if static else _same_symbolic(ctx, w)
+    heads = w.pads[:n]  # CAFFE_LEGACY_POOLING reads only the head pads; ceil rounding sets the tails
+    # ceil_mode with symmetric pads is the same function where the last window cannot start outside
+    # the input (pad > 0, or kernel >= stride), except that it does not count ceil's extra tail as pad
+    ceil_ok = pool and not include_pad and all(p > 0 or k >= s for p, k, s in zip(heads, w.kernel, w.strides))
+    if static:
+        tails = [_legacy_tail(ctx, size, k, s, p) for size, k, s, p in zip(spatial, w.kernel, w.strides, heads)]
+        if all(t < k for t, k in zip(tails, w.kernel)) or not ceil_ok:
+            return {"pads": heads + tails}  # exact; onnxruntime only refuses pads >= kernel
+    if ceil_ok:
+        return {"pads": heads + heads, "ceil_mode": 1}
+    what = "a convolution" if not pool else "count_include_pad" if include_pad else \
+        f"kernel {w.kernel} < stride {w.strides} without padding"
+    raise ctx.error(f"legacy_pad=3 (Caffe ceil rounding) with {what} needs static input sizes",
+                    hint="put a value_info.json with the input shapes beside the net")
+
+
+def _legacy_tail(ctx: OpContext, size: int, k: int, s: int, p: int) -> int:
+    span = size + 2 * p - k
+    if span < 0:
+        raise ctx.error(f"window of {k} with pad {p} does not fit size {size}")
+    out = -(-span // s) + 1
+    if p > 0 and (out - 1) * s >= size + p:  # the last window would start in the padding
+        out -= 1
+    if (out - 1) * s - p >= size:
+        raise ctx.error(f"legacy_pad=3 rounding gives a window outside the input (size {size}, kernel {k}, "
+                        f"stride {s}), whose value Caffe2 leaves undefined")
+    return p + s * (out - (span // s + 1))
+
+
+def _same(ctx: OpContext, w: Window, spatial: Sequence[int]) -> dict[str, Any]:
     heads, tails = [], []
-    for i, size in enumerate(spatial):
-        k, s, p = w.kernel[i], w.strides[i], w.pads[i]
-        if w.legacy == SAME:
-            if not static:
-                if k < s:
-                    raise ctx.error(f"legacy_pad=SAME with kernel {k} < stride {s} pads by input size",
-                                    hint="put a value_info.json with the input shapes beside the net")
-                continue
-            needed = (-(-size // s) - 1) * s + k - size
-            head = int(needed / 2)  # C++ division truncates toward zero
-            if head < 0:
-                raise ctx.error(f"legacy_pad=SAME gives a negative head pad ({head}) for size {size}, "
-                                f"kernel {k}, stride {s}")
-            heads.append(head), tails.append(max(needed - head, 0))
-            continue
-        # CAFFE_LEGACY_POOLING: only the head pad is read, the tail follows from ceil rounding
-        if not static:
-            if p == 0 and k < s:
-                raise ctx.error(f"legacy_pad=3 with kernel {k} < stride {s} and no padding rounds by input size",
-                                hint="put a value_info.json with the input shapes beside the net")
-            heads.append(p), tails.append(p)
-            continue
-        span = size + 2 * p - k
-        if span < 0:
-            raise ctx.error(f"window of {k} with pad {p} does not fit size {size}")
-        out = -(-span // s) + 1
-        if p > 0 and (out - 1) * s >= size + p:
-            out -= 1
-        floor_out = span // s + 1
-        heads.append(p), tails.append(p + s * (out - floor_out))
-    if w.legacy == SAME and not static:
-        return {"auto_pad": "SAME_UPPER"}
-    if w.legacy == LEGACY_POOLING and not static:
-        if not pool:
-            raise ctx.error("legacy_pad=3 on a convolution needs static input sizes",
-                            hint="put a value_info.json with the input shapes beside the net")
-        return {"pads": heads + tails, "ceil_mode": 1}
+    for size, k, s in zip(spatial, w.kernel, w.strides):
+        needed = (-(-size // s) - 1) * s + k - size
+        head = int(needed / 2)  # C++ division truncates toward zero
+        if head < 0:
+            raise ctx.error(f"legacy_pad=SAME gives a negative head pad ({head}) for size {size}, "
+                            f"kernel {k}, stride {s}")
+        heads.append(head)
+        tails.append(max(needed - head, 0))  # a negative tail only cuts off data no window reads
     return {"pads": heads + tails}
+
+
+def _same_symbolic(ctx: OpContext, w: Window) -> dict[str, Any]:
+    for k, s in zip(w.kernel, w.strides):
+        if k < s:
+            raise ctx.error(f"legacy_pad=SAME with kernel {k} < stride {s} pads by input size",
+                            hint="put a value_info.json with the input shapes beside the net")
+    return {"auto_pad": "SAME_UPPER"}
 
 
 def _spatial(ctx: OpContext, layout: str, n: int) -> list[Any]:
@@ -217,10 +232,7 @@ def _pool(op: str) -> Any:
         if any(d != 1 for d in w.dilations):
             raise ctx.error(f"dilated pooling (dilations {w.dilations}) is not supported")
         _fit_rank(ctx, w)
-        pads = _padding(ctx, w, _spatial(ctx, layout, len(w.kernel)), pool=True)
-        if pads.get("ceil_mode") and include_pad:
-            raise ctx.error("count_include_pad with legacy_pad=3 needs static input sizes",
-                            hint="put a value_info.json with the input shapes beside the net")
+        pads = _padding(ctx, w, _spatial(ctx, layout, len(w.kernel)), pool=True, include_pad=include_pad)
         attrs = {"kernel_shape": w.kernel, "strides": w.strides, "layout": layout, **pads}
         if op == "AveragePool":
             attrs["count_include_pad"] = include_pad

@@ -8,7 +8,8 @@ over flattened dims need them); a symbolic dimension stays a string.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,8 @@ LABEL_PORTS: dict[str, tuple[int, ...]] = {}
 """MXNet op name -> input ports that take training labels (unused at inference, dropped)."""
 
 
-def converter(*ops: str, weights: Ports = (), labels: tuple[int, ...] = ()) -> Callable[[Converter], Converter]:
+def converter(*ops: str, weights: Ports = (),
+              labels: tuple[int, ...] = ()) -> Callable[[Converter], Converter]:
     """Register ``fn`` as the converter of each MXNet op in ``ops``."""
     def deco(fn: Converter) -> Converter:
         for op in ops:
@@ -74,9 +76,6 @@ class ConvertContext:
             raise self.error(f"needs input {i}, which the symbol does not give")
         return self.inputs[i]  # type: ignore[return-value]
 
-    def has_input(self, i: int) -> bool:
-        return i < len(self.inputs) and self.inputs[i] is not None
-
     def shape(self, name: str) -> tuple:
         shape = self.graph.tensor(name).shape
         if shape is None:
@@ -113,9 +112,8 @@ class ConvertContext:
 
     def out_names(self, n: int) -> list[str]:
         """This node's output tensor names, as MXNet names them."""
-        if n == 1:
-            return [self.graph.unique_name(f"{self.name}_output")]
-        return [self.graph.unique_name(f"{self.name}_output{i}") for i in range(n)]
+        bases = [f"{self.name}_output"] if n == 1 else [f"{self.name}_output{i}" for i in range(n)]
+        return [self.graph.add_tensor(self.graph.unique_name(b)) for b in bases]
 
     def emit(self, op: str, inputs: Sequence[str | None], attrs: dict[str, Any] | None = None,
              n_out: int = 1, final: bool = True, names: Sequence[str] | None = None) -> list[str]:
@@ -127,7 +125,8 @@ class ConvertContext:
             outs = self.out_names(n_out)
             self.outputs = outs
         else:
-            outs = [self.graph.unique_name(f"{self.name}_{op.lower()}") for _ in range(n_out)]
+            base = f"{self.name}_{op.lower()}"
+            outs = [self.graph.add_tensor(self.graph.unique_name(base)) for _ in range(n_out)]
         ins = list(inputs)
         while ins and ins[-1] is None:
             ins.pop()
@@ -170,6 +169,7 @@ def run_converter(ctx: ConvertContext) -> None:
 
 
 def weight_ports(op: str, attrs: dict[str, str]) -> tuple[int, ...]:
+    """The weight ports of an op node, given its raw attributes."""
     ports = WEIGHT_PORTS.get(op, ())
     return ports(attrs) if callable(ports) else ports
 
@@ -181,11 +181,8 @@ def along_axis(values: np.ndarray, axis: int, rank: int) -> np.ndarray:
     return np.asarray(values).reshape(shape)
 
 
-def norm_axis(axis: int, rank: int, ctx: ConvertContext) -> int:
+def norm_axis(axis: int, rank: int) -> int:
+    """``axis`` in 0..rank-1; one out of range is refused."""
     if not -rank <= axis < rank:
         raise Unsupported(f"axis={axis} (input rank {rank})")
     return axis % rank
-
-
-def all_static(dims: Iterable[Any]) -> bool:
-    return all(isinstance(d, int) for d in dims)

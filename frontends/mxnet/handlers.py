@@ -10,10 +10,13 @@ import math
 
 import numpy as np
 
-from convertkit.frontends.mxnet.context import (
-    ConvertContext, along_axis, converter, norm_axis,
-)
 from convertkit.frontends.mxnet import tensor_ops  # noqa: F401  (registers the tensor converters)
+from convertkit.frontends.mxnet.context import (
+    ConvertContext,
+    along_axis,
+    converter,
+    norm_axis,
+)
 
 NC_LAYOUTS = ("NCW", "NCHW", "NCDHW")
 
@@ -81,22 +84,42 @@ def deconvolution(ctx: ConvertContext) -> None:
     x, w = ctx.input(0), ctx.input(1)
     _check_filters(ctx, w, 1, group)
     target = a.ints("target_shape", ())
-    if target and any(target):
-        spatial = ctx.shape(x)[2:]
-        if not all(isinstance(d, int) for d in spatial):
-            raise ctx.unsupported("target_shape on an input of unknown spatial size")
-        pads, adj = [], []
-        for size, k, s, d, t in zip(spatial, attrs["kernel_shape"], attrs["strides"], dil, target):
-            total = s * (size - 1) + (k - 1) * d + 1 - t
-            if total < 0:
-                raise ctx.error(f"target_shape {list(target)} is larger than the full output")
-            pads.append((total + 1) // 2)
-            adj.append(total % 2)
-        attrs["pads"] = pads * 2
     attrs.update(dilations=dil, group=group)
+    if target and any(target):
+        _deconv_to_target(ctx, x, w, attrs, list(target))
+        return
     if any(adj):
         attrs["output_padding"] = adj
     ctx.emit("ConvTranspose", [x, w, _bias(ctx, True)], attrs)
+
+
+def _deconv_to_target(ctx: ConvertContext, x: str, w: str, attrs: dict, target: list[int]) -> None:
+    """MXNet crops the full result to ``target_shape``, ceil(extra / 2) from the start: explicit pads
+    when the input size is known, else the full result sliced at run time (ONNX's own
+    ``output_shape`` would do, but onnxruntime splits odd padding the other way)."""
+    spatial = ctx.shape(x)[2:]
+    if len(target) != len(spatial):
+        raise ctx.error(f"target_shape {target} does not fit a {len(spatial)}-D input")
+    a = attrs
+    if all(isinstance(d, int) for d in spatial):
+        pads = []
+        for size, k, s, d, t in zip(spatial, a["kernel_shape"], a["strides"], a["dilations"], target):
+            total = s * (size - 1) + (k - 1) * d + 1 - t
+            if total < 0:
+                raise ctx.error(f"target_shape {target} is larger than the full output")
+            pads.append((total + 1) // 2)
+        crop_end = [p - (s * (size - 1) + (k - 1) * d + 1 - t) % 2 for p, size, k, s, d, t in
+                    zip(pads, spatial, a["kernel_shape"], a["strides"], a["dilations"], target)]
+        ctx.emit("ConvTranspose", [x, w, _bias(ctx, True)], dict(a, pads=pads + crop_end))
+        return
+    n = len(target)
+    full = ctx.op("ConvTranspose", [x, w, _bias(ctx, True)], dict(a, pads=[0] * 2 * n))
+    size = ctx.op("Shape", [full], {"start": 2, "end": 2 + n})
+    extra = ctx.op("Sub", [size, ctx.const(target, np.int64, "target")])
+    starts = ctx.op("Div", [ctx.op("Add", [extra, ctx.const([1] * n, np.int64, "one")]),
+                            ctx.const([2] * n, np.int64, "two")])
+    ends = ctx.op("Add", [starts, ctx.const(target, np.int64, "target")])
+    ctx.emit("Slice", [full, starts, ends, ctx.const(list(range(2, 2 + n)), np.int64, "axes")])
 
 
 @converter("FullyConnected", weights=(1, 2))
@@ -117,7 +140,8 @@ def fully_connected(ctx: ConvertContext) -> None:
         ctx.emit("Gemm", [ctx.op("Flatten", [x], {"axis": 1}), w, bias], {"transB": 1})
     else:
         wv = ctx.const_value(w)
-        wt = ctx.const(wv.T, suffix="weight_t") if wv is not None else ctx.op("Transpose", [w], {"perm": [1, 0]})
+        wt = (ctx.const(wv.T, suffix="weight_t") if wv is not None
+              else ctx.op("Transpose", [w], {"perm": [1, 0]}))
         if bias is None:
             ctx.emit("MatMul", [x, wt])
         else:
@@ -131,16 +155,14 @@ def batch_norm(ctx: ConvertContext) -> None:
     default in MXNet, off in Gluon) means gamma is 1 whatever the file holds."""
     a = ctx.attrs
     eps = a.float("eps", 1e-3)
-    a.ignore("momentum", "use_global_stats")
-    if a.bool("output_mean_var", False):
-        a.ignore("output_mean_var")  # only output 0 exists after conversion; using 1 or 2 is refused
+    a.ignore("momentum", "use_global_stats", "output_mean_var")  # outputs 1, 2 (mean, var): refused if used
     x = ctx.input(0)
     gamma, beta, mean, var = (ctx.weight(i, n) for i, n in
                               ((1, "gamma"), (2, "beta"), (3, "moving_mean"), (4, "moving_var")))
     if a.bool("fix_gamma", True):
         gamma = np.ones_like(gamma)
     rank = ctx.rank(x)
-    axis = norm_axis(a.int("axis", 1), rank, ctx)
+    axis = norm_axis(a.int("axis", 1), rank)
     if axis == 1:
         ins = [x, ctx.const(gamma, suffix="gamma"), ctx.input(2), ctx.input(3), ctx.input(4)]
         ctx.emit("BatchNormalization", ins, {"epsilon": eps})
@@ -166,7 +188,7 @@ def layer_norm(ctx: ConvertContext) -> None:
     a = ctx.attrs
     x = ctx.input(0)
     rank = ctx.rank(x)
-    if norm_axis(a.int("axis", -1), rank, ctx) != rank - 1:
+    if norm_axis(a.int("axis", -1), rank) != rank - 1:
         raise ctx.unsupported(f"axis={a.raw['axis']} (only the last axis)")
     if a.bool("output_mean_var", False):
         raise ctx.unsupported("output_mean_var=True")
@@ -238,7 +260,8 @@ def leaky_relu(ctx: ConvertContext) -> None:
 @converter("hard_sigmoid")
 def hard_sigmoid(ctx: ConvertContext) -> None:
     a = ctx.attrs
-    ctx.emit("HardSigmoid", [ctx.input(0)], {"alpha": a.float("alpha", 0.2), "beta": a.float("beta", 0.5)})
+    ctx.emit("HardSigmoid", [ctx.input(0)], {"alpha": a.float("alpha", 0.2),
+                                             "beta": a.float("beta", 0.5)})
 
 
 # ---------------------------------------------------------------------------------- pooling
@@ -271,9 +294,13 @@ def pooling(ctx: ConvertContext) -> None:
     if n != rank - 2:
         raise ctx.error(f"a {n}-D kernel on a rank-{rank} input")
     full = a.choice("pooling_convention", "valid", ("valid", "full")) == "full"
+    spatial = ctx.shape(x)[2:]
     if full:
-        _check_full_convention(ctx, ctx.shape(x)[2:], attrs)
-        attrs["ceil_mode"] = 1
+        _check_full_convention(ctx, spatial, attrs)
+        if not all(isinstance(d, int) for d in spatial) or any(   # ceil only where it changes the size
+                _out_size(d, k, s, p) != (d + 2 * p - k) // s + 1
+                for d, k, s, p in zip(spatial, attrs["kernel_shape"], attrs["strides"], attrs["pads"])):
+            attrs["ceil_mode"] = 1
     if kind == "max":
         ctx.emit("MaxPool", [x], attrs)
     elif kind == "avg":
@@ -281,7 +308,7 @@ def pooling(ctx: ConvertContext) -> None:
     elif kind == "lp":
         ctx.emit("LpPool", [x], dict(attrs, p=2))
     else:
-        if full and not _windows_inside(ctx.shape(x)[2:], attrs):
+        if full and not _windows_inside(spatial, attrs):
             raise ctx.unsupported("pool_type=sum with pooling_convention=full past the padded input")
         mean = ctx.op("AveragePool", [x], dict(attrs, count_include_pad=1))
         ctx.emit("Mul", [mean, ctx.scalar(float(np.prod(attrs["kernel_shape"])), x, "window")])
@@ -316,13 +343,12 @@ def _windows_inside(spatial: tuple, attrs: dict) -> bool:
 
 
 # ---------------------------------------------------------------------------------- softmax
-def _softmax_flat(ctx: ConvertContext, x: str, log: bool = False) -> None:
-    """Softmax over all axes but the first (MXNet's "instance" softmax), keeping the input's shape."""
-    op = "LogSoftmax" if log else "Softmax"
+def _softmax_flat(ctx: ConvertContext, x: str) -> None:
+    """Softmax over all axes but the first, keeping the input's shape."""
     if ctx.rank(x) == 2:
-        ctx.emit(op, [x], {"axis": 1})
+        ctx.emit("Softmax", [x], {"axis": 1})
         return
-    flat = ctx.op(op, [ctx.op("Flatten", [x], {"axis": 1})], {"axis": 1})
+    flat = ctx.op("Softmax", [ctx.op("Flatten", [x], {"axis": 1})], {"axis": 1})
     static = ctx.static_shape(x)
     shape = ctx.const(list(static), np.int64, "shape") if static else ctx.op("Shape", [x])
     ctx.emit("Reshape", [flat, shape])
@@ -345,11 +371,19 @@ def softmax_output(ctx: ConvertContext) -> None:
 
 @converter("SoftmaxActivation")
 def softmax_activation(ctx: ConvertContext) -> None:
-    x = ctx.input(0)
-    if ctx.attrs.choice("mode", "instance", ("instance", "channel")) == "channel":
-        ctx.emit("Softmax", [x], {"axis": 1})
-    else:
-        _softmax_flat(ctx, x)
+    """mode "channel": over axis 1; "instance": over the last axis (MXNet folds all leading axes into
+    rows, so for inputs of rank > 2 this is not a softmax over the whole instance)."""
+    axis = 1 if ctx.attrs.choice("mode", "instance", ("instance", "channel")) == "channel" else -1
+    ctx.emit("Softmax", [ctx.input(0)], {"axis": axis})
+
+
+@converter("Dropout")
+def dropout(ctx: ConvertContext) -> None:
+    """Identity at inference, unless ``mode="always"`` asks for random dropping then too."""
+    a = ctx.attrs
+    a.choice("mode", "training", ("training",))
+    a.ignore("p", "axes", "cudnn_off")
+    ctx.emit("Identity", [ctx.input(0)])
 
 
 @converter("softmax", "log_softmax")
@@ -391,31 +425,31 @@ def upsampling(ctx: ConvertContext) -> None:
         ctx.emit("ConvTranspose", [x, w], {"kernel_shape": [k, k], "strides": [scale, scale],
                                            "pads": [pad] * 4, "group": group})
         return
-    base = ctx.shape(x)[2:]
-    outs = []
-    for i in range(num_args):
-        xi = ctx.input(i)
-        factor = scale
-        if i:
-            size = ctx.shape(xi)[2:]
-            if not all(isinstance(d, int) for d in (*base, *size)):
-                raise ctx.unsupported("UpSampling of several inputs of unknown size")
-            if any(b * scale % s for b, s in zip(base, size)) or len({b * scale // s for b, s in zip(base, size)}) != 1:
-                raise ctx.error(f"input {i} of size {list(size)} cannot be scaled to {[b * scale for b in base]}")
-            factor = base[0] * scale // size[0]
-        outs.append(_nearest(ctx, xi, factor, final=num_args == 1))
+    outs = [_nearest(ctx, x, scale, final=num_args == 1)]
+    for i in range(1, num_args):     # the others to the first one's output size
+        outs.append(_nearest_to(ctx, ctx.input(i), x, scale))
     if num_args > 1:
-        if mode == "concat":
-            ctx.emit("Concat", outs, {"axis": 1})
-        else:
-            ctx.emit("Sum", outs)
+        ctx.emit("Concat" if mode == "concat" else "Sum", outs, {"axis": 1} if mode == "concat" else {})
+
+
+_NEAREST = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+"""Resize attributes that repeat each value (exact for integer factors, as MXNet's are)."""
 
 
 def _nearest(ctx: ConvertContext, x: str, factor: int, final: bool) -> str:
-    rank = ctx.rank(x)
-    scales = ctx.const([1.0, 1.0] + [float(factor)] * (rank - 2), np.float32, "scales")
-    attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
-    return ctx.emit("Resize", [x, None, scales], attrs, final=final)[0]
+    scales = ctx.const([1.0, 1.0] + [float(factor)] * (ctx.rank(x) - 2), np.float32, "scales")
+    return ctx.emit("Resize", [x, None, scales], _NEAREST, final=final)[0]
+
+
+def _nearest_to(ctx: ConvertContext, x: str, first: str, scale: int) -> str:
+    """``x`` resized to the first input's spatial size times ``scale``."""
+    head, base = ctx.shape(x)[:2], ctx.shape(first)[2:]
+    if all(isinstance(d, int) for d in (*head, *base)):
+        sizes = ctx.const([*head, *(b * scale for b in base)], np.int64, "sizes")
+    else:
+        spatial = ctx.op("Mul", [ctx.op("Shape", [first], {"start": 2}), ctx.const([scale], np.int64, "scale")])
+        sizes = ctx.op("Concat", [ctx.op("Shape", [x], {"start": 0, "end": 2}), spatial], {"axis": 0})
+    return ctx.op("Resize", [x, None, None, sizes], _NEAREST)
 
 
 # -------------------------------------------------------------------------------- embedding

@@ -79,7 +79,8 @@ def parse_params(data: bytes, source: str = "<params>") -> dict[str, np.ndarray]
         raise r.error(f"not an MXNet .params file (magic {magic:#x}, expected {LIST_MAGIC:#x})")
     (count,) = r.unpack("Q", "the array count")
     if count > len(data):
-        raise r.error(f"corrupt header: claims {count} arrays in {len(data)} bytes")
+        raise r.error(f"truncated or corrupt .params file: its header lists {count} arrays, but the file "
+                      f"has only {len(data)} bytes")
     arrays = [_read_array(r, i) for i in range(count)]
     (n_names,) = r.unpack("Q", "the name count")
     if n_names == 0:

@@ -9,7 +9,7 @@ its weight's width. Batch and spatial sizes stay symbolic, so one converted grap
 from __future__ import annotations
 
 import ast
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -30,10 +30,17 @@ SHAPE_KEEPING = frozenset({
 """Ops whose output has the shape of their first input (enough to see through to the first layer)."""
 
 
+SAME_SHAPE_OPS = frozenset({
+    "elemwise_add", "elemwise_sub", "elemwise_mul", "elemwise_div", "_plus", "_minus", "_mul", "_div",
+    "_Plus", "_Minus", "_Mul", "_Div", "add_n", "ElementWiseSum",
+})
+"""Ops whose operands must all have one shape: an input of unknown shape takes its partner's."""
+
+
 def guess_input_shape(symbol: Symbol, node: SymNode, params: Mapping[str, np.ndarray],
-                      uses: dict[int, list[tuple[SymNode, int]]], batch: str) -> tuple:
-    """The input's shape: ints where the model fixes them, None where any size works (the caller
-    names those dimensions)."""
+                      uses: dict[int, list[tuple[SymNode, int]]]) -> tuple | None:
+    """The input's shape (ints where the model fixes them, None for a size any value of which works),
+    or None if no consumer tells."""
     declared = node.attrs.get("__shape__")
     if declared:
         try:
@@ -44,10 +51,7 @@ def guess_input_shape(symbol: Symbol, node: SymNode, params: Mapping[str, np.nda
                                  where=symbol.source) from None
     found = _probe(symbol, node.index, params, uses, channel_factor=1, seen=set())
     if found is None:
-        raise ModelFileError(f"cannot tell the rank of input {node.name!r}: no layer that consumes it "
-                             "fixes it", where=symbol.source,
-                             hint="give its shape: convertkit.frontends.mxnet.load(path, "
-                                  f"input_shapes={{'{node.name}': (1, 3, 224, 224)}})")
+        return None
     rank, channels = found
     return (None, channels) + (None,) * (rank - 2)
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from convertkit.errors import ModelFileError
 
@@ -248,11 +249,3 @@ class Attrs:
 
 def _fail(key: str, value: str, why: str):
     raise AttrError(key, value, why)
-
-
-@dataclass
-class ShapeHint:
-    """What the symbol says about an input: rank and any sizes it pins down."""
-
-    rank: int | None = None
-    dims: dict[int, int] = field(default_factory=dict)

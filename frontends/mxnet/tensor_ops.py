@@ -6,6 +6,7 @@ converters reproduce that.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -126,6 +127,14 @@ def scalar_compare(ctx: ConvertContext) -> None:
     _as_numbers(ctx, ctx.op(op, [x, _scalar_value(ctx, x)]), x, negate)
 
 
+@converter("zeros_like", "ones_like")
+def fill_like(ctx: ConvertContext) -> None:
+    """A constant broadcast to the input's run-time shape (multiplying by 0 would keep NaN and inf)."""
+    x = ctx.input(0)
+    value = ctx.scalar(0.0 if ctx.op_type == "zeros_like" else 1.0, x, "fill")
+    ctx.emit("Expand", [value, ctx.op("Shape", [x])])
+
+
 @converter("add_n", "ElementWiseSum", "_sum")
 def add_n(ctx: ConvertContext) -> None:
     ctx.attrs.ignore("num_args")
@@ -179,7 +188,7 @@ REDUCE = {"sum": "ReduceSum", "sum_axis": "ReduceSum", "mean": "ReduceMean", "ma
 
 def _reduce_axes(ctx: ConvertContext, rank: int) -> list[int]:
     axes = ctx.attrs.opt_ints("axis")
-    chosen = set(range(rank)) if not axes else {norm_axis(int(ax), rank, ctx) for ax in axes}
+    chosen = set(range(rank)) if not axes else {norm_axis(int(ax), rank) for ax in axes}
     if ctx.attrs.bool("exclude", False):
         chosen = set(range(rank)) - chosen
     return sorted(chosen)
@@ -268,7 +277,7 @@ def broadcast_axis(ctx: ConvertContext) -> None:
     rank = ctx.rank(x)
     shape = [1] * rank
     for ax, size in zip(ctx.attrs.ints("axis", ()), ctx.attrs.ints("size", ())):
-        shape[norm_axis(ax, rank, ctx)] = size
+        shape[norm_axis(ax, rank)] = size
     ctx.emit("Expand", [x, ctx.const(shape, np.int64, "shape")])
 
 
@@ -413,7 +422,7 @@ def _shape_part(ctx: ConvertContext, x: str, term: tuple, value: Any) -> str:
 def slice_axis(ctx: ConvertContext) -> None:
     a = ctx.attrs
     x = ctx.input(0)
-    axis = norm_axis(a.int("axis"), ctx.rank(x), ctx)
+    axis = norm_axis(a.int("axis"), ctx.rank(x))
     begin, end = a.int("begin", 0), a.int("end", None)
     ctx.emit("Slice", [x, ctx.const([begin], np.int64, "starts"),
                        ctx.const([INT64_MAX if end is None else end], np.int64, "ends"),
@@ -456,7 +465,7 @@ def slice_channel(ctx: ConvertContext) -> None:
     a = ctx.attrs
     x = ctx.input(0)
     n = a.int("num_outputs")
-    axis = norm_axis(a.int("axis", 1), ctx.rank(x), ctx)
+    axis = norm_axis(a.int("axis", 1), ctx.rank(x))
     size = ctx.shape(x)[axis]
     if isinstance(size, int) and size % n:
         raise ctx.error(f"cannot split an axis of size {size} into {n} equal parts")
@@ -470,7 +479,7 @@ def slice_channel(ctx: ConvertContext) -> None:
 def split_v2(ctx: ConvertContext) -> None:
     a = ctx.attrs
     x = ctx.input(0)
-    axis = norm_axis(a.int("axis", 0), ctx.rank(x), ctx)
+    axis = norm_axis(a.int("axis", 0), ctx.rank(x))
     sections = a.int("sections", 0)
     squeeze = a.bool("squeeze_axis", False)
     if sections:
@@ -481,7 +490,7 @@ def split_v2(ctx: ConvertContext) -> None:
     if not isinstance(size, int):
         raise ctx.unsupported("split at indices of an axis of unknown size")
     bounds = [*a.ints("indices", ()), size]
-    sizes = [e - b for b, e in zip(bounds, bounds[1:])]
+    sizes = [e - b for b, e in itertools.pairwise(bounds)]
     if not sizes or bounds[0] != 0 or min(sizes) < 0:
         raise ctx.error(f"indices {list(bounds[:-1])} do not split an axis of size {size}")
     _split_outputs(ctx, x, len(sizes), axis, ctx.const(sizes, np.int64, "split"), squeeze)

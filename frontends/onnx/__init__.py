@@ -205,7 +205,7 @@ class _TensorReader:
             arr = onnx.numpy_helper.to_array(t)
         except Exception as e:
             raise ModelFileError(f"tensor {t.name!r} is corrupt ({e})", where=self.source) from None
-        return np.ascontiguousarray(arr)
+        return np.require(arr, requirements="C")  # keeps 0-d arrays 0-d
 
     def _external(self, t: onnx.TensorProto, dtype: np.dtype) -> np.ndarray:
         info = {e.key: e.value for e in t.external_data}

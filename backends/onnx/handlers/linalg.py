@@ -1,41 +1,280 @@
 """IR -> ONNX handlers for the linalg family (see canonical_ir/ops/linalg.py and attention.py).
 
-MatMul, Gemm, MatMulInteger and Det are written as they are (the default). Einsum is written with its
-output term spelled out, which means the same and avoids onnxruntime's trouble with implicit equations
-using upper-case labels. Attention exists
-from opset 23; ``nonpad_kv_seqlen`` needs 24 and the window sizes 25, and the number-of-heads
-attributes are written only for 3-D inputs (opset 25 rejects them on 4-D ones).
+Also home of ``check_types`` and ``write_checked``, which the reduce and quant handlers share: ONNX ops
+accept fewer element types at older opsets (ReduceMax takes bool from 20, DequantizeLinear int16 from
+21...), so a node is checked against the target opset's schema and refused with the opset it needs,
+instead of producing a file that fails ``onnx.checker``.
+
+MatMul, Gemm, MatMulInteger and Det are written as they are. Einsum is written with its output term
+spelled out, which means the same and avoids onnxruntime's trouble with implicit equations using
+upper-case labels. Attention exists from opset 23; ``nonpad_kv_seqlen`` needs 24 and the window sizes
+25, and the number-of-heads attributes are written only for 3-D inputs (opset 25 rejects them on 4-D).
+Before opset 23 Attention is written as the MatMul/Softmax subgraph it stands for.
 """
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto
+
 from convertkit.backends.onnx.registry import ExportContext, exporter
+from convertkit.canonical_ir import dtypes
+from convertkit.canonical_ir.ops import get_schema
+from convertkit.canonical_ir.ops.attention import attention_bias
 from convertkit.canonical_ir.ops.linalg import parse_einsum
 
-ATTENTION_ATTRS_SINCE = {"is_causal": 23, "kv_num_heads": 23, "q_num_heads": 23, "qk_matmul_output_mode": 23,
-                         "scale": 23, "softcap": 23, "softmax_precision": 23, "left_window_size": 25,
-                         "right_window_size": 25}
+
+# ------------------------------------------------------------------------------ shared helpers
+def _onnx_type(dt: np.dtype) -> str:
+    return f"tensor({TensorProto.DataType.Name(dtypes.to_onnx(dt)).lower()})"
+
+
+def _accepts(op: str, opset: int, port: int, type_str: str) -> bool | None:
+    """Whether ``op`` at ``opset`` takes ``type_str`` at input ``port`` (None: no such op there)."""
+    try:
+        schema = onnx.defs.get_schema(op, opset, "")
+    except onnx.defs.SchemaError:
+        return None
+    if not schema.inputs:
+        return True
+    formal = schema.inputs[min(port, len(schema.inputs) - 1)]
+    constraint = next((c for c in schema.type_constraints if c.type_param_str == formal.type_str), None)
+    return formal.type_str == type_str if constraint is None else type_str in constraint.allowed_type_strs
+
+
+def check_types(ctx: ExportContext, op: str | None = None) -> None:
+    """Refuse inputs whose element type ``op`` (default: the node's op) lacks at the target opset."""
+    op = op or ctx.node.op
+    newest = onnx.defs.onnx_opset_version()
+    for port, name in enumerate(ctx.inputs):
+        if name is None:
+            continue
+        dt = ctx.graph.tensor(name).dtype
+        ts = _onnx_type(dt)
+        if _accepts(op, ctx.opset, port, ts) is not False:
+            continue
+        need = next((v for v in range(ctx.opset + 1, newest + 1) if _accepts(op, v, port, ts)), None)
+        if need is None:
+            raise ctx.error(f"ONNX {op} does not take {dt} (input {port})")
+        raise ctx.error(f"{op} on {dt} (input {port}) needs opset {need}", hint=f"choose --opset {need} or newer")
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except (TypeError, ValueError):
+        return a == b
+
+
+def write_checked(ctx: ExportContext) -> None:
+    """The node as the same-named ONNX op, after the type check; attributes the target opset lacks
+    are dropped when they hold their canonical default and refused otherwise."""
+    check_types(ctx)
+    if ctx.attrs.get("layout", "NCHW") != "NCHW":
+        raise ctx.error(f"layout {ctx.attrs['layout']} has no ONNX form", hint="convert the graph to NCHW first")
+    known = onnx.defs.get_schema(ctx.node.op, ctx.opset, "").attributes
+    defaults = get_schema(ctx.node.op).attrs
+    attrs = {}
+    for key, value in ctx.attrs.items():
+        if key == "layout" or value is None:
+            continue
+        if key in known:
+            attrs[key] = value
+        elif not (key in defaults and _equal(value, defaults[key])):
+            raise ctx.error(f"attribute {key}={value!r} has no form at opset {ctx.opset}",
+                            hint="choose a newer --opset")
+    ctx.make_node(ctx.node.op, [ctx.input(i) for i in range(len(ctx.inputs))], **attrs)
+
+
+def register_checked(*ops: str) -> None:
+    """Write ``ops`` with ``write_checked`` from the opset that introduced each (so at older targets
+    the writer still reports them as unsupported, all such ops at once)."""
+    for op in ops:
+        exporter(op, since=_first_opsets()[op])(write_checked)
+
+
+@functools.lru_cache(maxsize=1)
+def _first_opsets() -> dict[str, int]:
+    first: dict[str, int] = {}
+    for s in onnx.defs.get_all_schemas_with_history():
+        if s.domain == "":
+            first[s.name] = min(first.get(s.name, 10_000), s.since_version)
+    return first
+
+
+register_checked("MatMul", "Gemm", "Det")
+
+
+# ------------------------------------------------------------------------------ Einsum, Attention
+@exporter("Einsum", since=12)
+def einsum(ctx: ExportContext) -> None:
+    check_types(ctx)
+    terms, out = parse_einsum(ctx.attrs["equation"], len(ctx.inputs))
+    equation = ",".join("".join(t) for t in terms) + "->" + "".join(out)
+    ctx.make_node("Einsum", [ctx.input(i) for i in range(len(ctx.inputs))], equation=equation)
+
+
+ATTENTION_ATTRS_SINCE = {"left_window_size": 25, "right_window_size": 25}
+"""Attention attributes newer than the op itself (23)."""
 ATTENTION_DEFAULTS = {"is_causal": 0, "qk_matmul_output_mode": 0, "softcap": 0.0, "left_window_size": -1,
                       "right_window_size": -1}
 
 
 @exporter("Attention", since=23)
 def attention(ctx: ExportContext) -> None:
+    check_types(ctx)
     if ctx.has_input(6) and ctx.opset < 24:
         raise ctx.error("Attention with nonpad_kv_seqlen needs opset 24", hint="choose --opset 24 or newer")
     attrs = {k: v for k, v in ctx.attrs.items() if v is not None and ATTENTION_DEFAULTS.get(k) != v}
     if ctx.graph.tensor(ctx.input(0)).rank == 4:
         attrs.pop("q_num_heads", None)
         attrs.pop("kv_num_heads", None)
-    too_new = sorted(k for k in attrs if ATTENTION_ATTRS_SINCE.get(k, 10_000) > ctx.opset)
+    too_new = sorted(k for k in attrs if ATTENTION_ATTRS_SINCE.get(k, 23) > ctx.opset)
     if too_new:
-        need = max(ATTENTION_ATTRS_SINCE.get(k, 10_000) for k in too_new)
+        need = max(ATTENTION_ATTRS_SINCE[k] for k in too_new)
         raise ctx.error(f"Attention with {', '.join(f'{k}={attrs[k]}' for k in too_new)} needs opset {need}",
                         hint=f"choose --opset {need} or newer")
     ctx.make_node("Attention", [ctx.input(i) for i in range(len(ctx.inputs))], **attrs)
 
 
-@exporter("Einsum", since=12)
-def einsum(ctx: ExportContext) -> None:
-    terms, out = parse_einsum(ctx.attrs["equation"], len(ctx.inputs))
-    equation = ",".join("".join(t) for t in terms) + "->" + "".join(out)
-    ctx.make_node("Einsum", [ctx.input(i) for i in range(len(ctx.inputs))], equation=equation)
+@exporter("Attention", until=22)
+def attention_decomposed(ctx: ExportContext) -> None:
+    """Before opset 23: the same computation from MatMul, Softmax and friends.
+
+    Needs static head counts and head sizes, and static sequence lengths where a causal or window mask
+    is built (it becomes a constant) or a mask shorter than the keys is padded.
+    """
+    _AttentionWriter(ctx).write()
+
+
+class _AttentionWriter:
+    def __init__(self, ctx: ExportContext) -> None:
+        self.ctx, self.a = ctx, get_schema("Attention").resolve_attrs(ctx.attrs)
+        if ctx.has_input(6):
+            raise ctx.error("Attention with nonpad_kv_seqlen needs opset 24", hint="choose --opset 24 or newer")
+        q, k, v = (ctx.graph.tensor(ctx.input(i)) for i in range(3))
+        self.dt, self.three_d = q.dtype, q.rank == 3
+        if self.three_d:
+            self.hq, self.hkv = self.a["q_num_heads"], self.a["kv_num_heads"]
+            self.dk, self.dv = self._div(q.shape[2], self.hq), self._div(v.shape[2], self.hkv)
+            self.sq, self.skv = q.shape[1], k.shape[1]
+        else:
+            self.hq, self.hkv, self.dk, self.dv = q.shape[1], k.shape[1], q.shape[3], v.shape[3]
+            self.sq, self.skv = q.shape[2], k.shape[2]
+        if not all(isinstance(d, int) for d in (self.hq, self.hkv, self.dk, self.dv)):
+            raise ctx.error("Attention before opset 23 needs static head counts and head sizes",
+                            hint="choose --opset 23 or newer")
+        self.past = ctx.graph.tensor(ctx.input(4)).shape[2] if ctx.has_input(4) else 0
+        self.total = self.skv + self.past if isinstance(self.skv, int) and isinstance(self.past, int) else None
+
+    @staticmethod
+    def _div(a, b):
+        return a // b if isinstance(a, int) and isinstance(b, int) else None
+
+    def node(self, op: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
+        return self.ctx.make_node(op, inputs, [out or self.ctx.tmp(op.lower())], **attrs)[0]
+
+    def const(self, value: Any, dtype: Any = None) -> str:
+        return self.ctx.const(np.asarray(value, dtype if dtype is not None else self.dt), name="attn")
+
+    def output(self, port: int) -> str | None:
+        return self.ctx.outputs[port] if port < len(self.ctx.outputs) else None
+
+    def static(self, *dims: Any) -> None:
+        if not all(isinstance(d, int) for d in dims):
+            raise self.ctx.error("Attention with a causal or window mask, or a mask shorter than the keys, "
+                                 "needs static sequence lengths before opset 23", hint="choose --opset 23 or newer")
+
+    def heads(self, x: str, h: int, d: int) -> str:
+        if not self.three_d:
+            return x
+        return self.node("Transpose", [self.node("Reshape", [x, self.const([0, 0, h, d], np.int64)])],
+                         perm=[0, 2, 1, 3])
+
+    def cache(self, port: int, x: str) -> str:
+        """Past concatenated with the new keys/values, under the present output's name if it is used."""
+        if self.ctx.has_input(port):
+            return self.node("Concat", [self.ctx.input(port), x], self.output(port - 3), axis=2)
+        if self.output(port - 3):
+            self.node("Identity", [x], self.output(port - 3))
+        return x
+
+    def repeat_heads(self, x: str, d: int) -> str:
+        """Grouped-query attention: each key/value head repeated for its group of query heads."""
+        if self.hq == self.hkv:
+            return x
+        rep = self.hq // self.hkv
+        x = self.node("Reshape", [x, self.const([0, self.hkv, 1, -1, d], np.int64)])
+        x = self.node("Expand", [x, self.const([1, 1, rep, 1, 1], np.int64)])
+        return self.node("Reshape", [x, self.const([0, self.hq, -1, d], np.int64)])
+
+    def bias(self) -> tuple[str | None, np.ndarray | None]:
+        """The additive bias as a tensor, and its value when it is a constant (no run-time mask)."""
+        a, const_bias, parts = self.a, None, []
+        if a["is_causal"] or a["left_window_size"] >= 0 or a["right_window_size"] >= 0:
+            self.static(self.sq, self.total, self.past)
+            const_bias = attention_bias(self.dt, self.sq, self.total, None, self.past, a["is_causal"],
+                                        a["left_window_size"], a["right_window_size"], None)
+            parts.append(self.const(const_bias))
+        if self.ctx.has_input(3):
+            mask = self.ctx.input(3)
+            if self.ctx.graph.tensor(mask).dtype == np.bool_:
+                mask = self.node("Where", [mask, self.const(0), self.const(-np.inf)])
+            m_shape = self.ctx.graph.tensor(self.ctx.input(3)).shape
+            if m_shape[-1] != self.total:
+                self.static(m_shape[-1], self.total)
+                pads = [0] * (2 * len(m_shape))
+                pads[-1] = self.total - m_shape[-1]
+                mask = self.node("Pad", [mask, self.const(pads, np.int64), self.const(-np.inf)])
+            parts.append(mask)
+            const_bias = None
+        if len(parts) == 2:
+            return self.node("Add", parts), None
+        return (parts[0] if parts else None), const_bias
+
+    def guard_dead_rows(self, probs: str, bias: str | None, const_bias: np.ndarray | None, dt: np.dtype) -> str:
+        """Rows whose keys are all masked give zeros (a bare Softmax would give NaN)."""
+        if bias is None:
+            return probs
+        if const_bias is not None:
+            dead = np.isneginf(np.max(const_bias, axis=-1, keepdims=True))
+            if not dead.any():
+                return probs
+            dead_t = self.const(dead, np.bool_)
+        else:
+            axes = {"axes": [-1]} if self.ctx.opset < 18 else {}
+            ins = [bias] if self.ctx.opset < 18 else [bias, self.const([-1], np.int64)]
+            dead_t = self.node("IsInf", [self.node("ReduceMax", ins, keepdims=1, **axes)], detect_positive=0)
+        return self.node("Where", [dead_t, self.const(0, dt), probs])
+
+    def write(self) -> None:
+        ctx, a = self.ctx, self.a
+        q = self.heads(ctx.input(0), self.hq, self.dk)
+        k = self.cache(4, self.heads(ctx.input(1), self.hkv, self.dk))
+        v = self.cache(5, self.heads(ctx.input(2), self.hkv, self.dv))
+        k, v = self.repeat_heads(k, self.dk), self.repeat_heads(v, self.dv)
+        s = self.const(np.sqrt(1.0 / np.sqrt(self.dk) if a["scale"] is None else a["scale"]))
+        kt = self.node("Transpose", [self.node("Mul", [k, s])], perm=[0, 1, 3, 2])
+        raw = self.node("MatMul", [self.node("Mul", [q, s]), kt])
+        capped = raw
+        if a["softcap"] > 0:
+            c = self.const(a["softcap"])
+            capped = self.node("Mul", [self.node("Tanh", [self.node("Div", [raw, c])]), c])
+        bias, const_bias = self.bias()
+        scores = self.node("Add", [capped, bias]) if bias else capped
+        pdt = dtypes.from_onnx(a["softmax_precision"]) if a["softmax_precision"] is not None else self.dt
+        x = self.node("Cast", [scores], to=dtypes.to_onnx(pdt)) if pdt != self.dt else scores
+        probs = self.guard_dead_rows(self.node("Softmax", [x], axis=-1), bias, const_bias, pdt)
+        if pdt != self.dt:
+            probs = self.node("Cast", [probs], to=dtypes.to_onnx(self.dt))
+        if self.output(3):
+            qk = {0: raw, 1: capped, 2: scores, 3: probs}[a["qk_matmul_output_mode"]]
+            self.node("Identity", [qk], self.output(3))
+        if not self.three_d:
+            self.node("MatMul", [probs, v], ctx.outputs[0])
+            return
+        y = self.node("Transpose", [self.node("MatMul", [probs, v])], perm=[0, 2, 1, 3])
+        self.node("Reshape", [y, self.const([0, 0, -1], np.int64)], ctx.outputs[0])

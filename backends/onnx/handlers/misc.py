@@ -1,8 +1,7 @@
 """IR -> ONNX handlers for the misc family (see canonical_ir/ops/misc.py).
 
 The IR names dtypes by numpy name; ONNX by TensorProto code. CastLike (opset 15) is written as a Cast
-to the target's (statically known) dtype before 15, and Range's stash_type (opset 27) is dropped
-where it changes nothing.
+to the target's (statically known) dtype before 15, and Range's stash_type (opset 27) as Casts.
 """
 from __future__ import annotations
 
@@ -53,9 +52,16 @@ def constant_of_shape(ctx: ExportContext) -> None:
 
 @exporter("Range", until=26)
 def range_without_stash(ctx: ExportContext) -> None:
-    """stash_type (opset 27) only matters for float16, where float32 working precision has no
-    older spelling."""
-    if ctx.graph.tensor(ctx.input(0)).dtype == np.float16 and ctx.attrs.get("stash_type", 1) == 1:
-        raise ctx.error(f"float16 Range computed in float32 (stash_type=1) needs opset 27 "
-                        f"(target is {ctx.opset})", hint="choose --opset 27+, or Range in float32")
-    ctx.make_node("Range", [ctx.input(i) for i in range(3)])
+    """stash_type (opset 27) only matters for float16: working in float32 is written out as Casts
+    around a float32 Range, which is what stash_type=1 means."""
+    if ctx.graph.tensor(ctx.input(0)).dtype != np.float16 or ctx.attrs.get("stash_type", 1) != 1:
+        ctx.make_node("Range", [ctx.input(i) for i in range(3)])
+        return
+    wide = []
+    for i, label in enumerate(("start", "limit", "delta")):
+        wide.append(ctx.tmp(f"{label}_f32"))
+        ctx.make_node("Cast", [ctx.input(i)], [wide[-1]], name=f"{ctx.node.name}_{label}_f32",
+                      to=dtypes.to_onnx(np.dtype(np.float32)))
+    out = ctx.tmp("f32")
+    ctx.make_node("Range", wide, [out], name=f"{ctx.node.name}_f32")
+    ctx.make_node("Cast", [out], to=dtypes.to_onnx(np.dtype(np.float16)))

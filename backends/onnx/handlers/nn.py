@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import onnx
 
 from convertkit.backends.onnx.registry import ExportContext, exporter
 from convertkit.canonical_ir.ops import get_schema
@@ -51,8 +52,28 @@ def _nc_shape(ctx: ExportContext) -> tuple:
     return (shape[0], shape[-1], *shape[1:-1]) if channels_last(_layout(ctx)) else tuple(shape)
 
 
+def _check_dtype(ctx: ExportContext) -> None:
+    """Refuse an input dtype the target opset's op does not take (int8 MaxPool before 12, integer
+    Conv or AveragePool at all: quantized forms are the quant family's to write)."""
+    dt = ctx.graph.tensor(ctx.input(0)).dtype
+    name = f"tensor({onnx.TensorProto.DataType.Name(onnx.helper.np_dtype_to_tensor_dtype(dt)).lower()})"
+
+    def takes(opset: int) -> bool:
+        schema = onnx.defs.get_schema(ctx.node.op, opset, "")
+        allowed = {c.type_param_str: c.allowed_type_strs for c in schema.type_constraints}
+        return name in allowed.get(schema.inputs[0].type_str, [name])
+    if takes(ctx.opset):
+        return
+    newer = next((v for v in range(ctx.opset + 1, onnx.defs.onnx_opset_version() + 1) if takes(v)), None)
+    if newer is not None:
+        raise needs(ctx, newer, f"{ctx.node.op} on {dt}")
+    raise ctx.error(f"ONNX's {ctx.node.op} does not take {dt} inputs",
+                    hint="quantized models are written with QuantizeLinear/DequantizeLinear")
+
+
 def _write(ctx: ExportContext, inputs: list[str], body: Body) -> None:
     """Write ``body`` (NCHW inputs -> NCHW outputs); a channels-last node gets Transposes around it."""
+    _check_dtype(ctx)
     if not channels_last(_layout(ctx)):
         body(ctx, inputs, list(ctx.outputs))
         return
@@ -158,11 +179,7 @@ def _pool(ctx: ExportContext, extra: Callable[[dict[str, Any]], None] | None = N
     _write(ctx, [ctx.input(0)], _single(ctx.node.op, attrs))
 
 
-@exporter("MaxPool")
-def max_pool(ctx: ExportContext) -> None:
-    if ctx.opset < 12 and ctx.graph.tensor(ctx.input(0)).dtype.kind in "iu":
-        raise needs(ctx, 12, f"MaxPool on {ctx.graph.tensor(ctx.input(0)).dtype}")
-    _pool(ctx)
+exporter("MaxPool")(_pool)
 
 
 @exporter("AveragePool")

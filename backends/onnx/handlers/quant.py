@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from convertkit.backends.onnx.handlers.linalg import check_types, register_checked
 from convertkit.backends.onnx.registry import ExportContext, exporter
 from convertkit.canonical_ir import dtypes
 
@@ -68,6 +69,7 @@ def quantize_linear(ctx: ExportContext) -> None:
     if ctx.attrs.get("precision", 0):
         needs.append((23, "the precision attribute"))
     _require(ctx, needs)
+    check_types(ctx)
     attrs = _axis_attrs(ctx)
     if ctx.attrs.get("precision", 0):
         attrs["precision"] = int(ctx.attrs["precision"])
@@ -92,6 +94,7 @@ def dequantize_linear(ctx: ExportContext) -> None:
     if out != s_dt:
         needs.append((23, f"{out} output from a {s_dt} scale"))
     _require(ctx, needs)
+    check_types(ctx)
     attrs = _axis_attrs(ctx)
     if out != s_dt:
         attrs["output_dtype"] = dtypes.to_onnx(out)
@@ -103,4 +106,8 @@ def qlinear_matmul(ctx: ExportContext) -> None:
     scale_types = {_dtype(ctx, i) for i in (1, 4, 6)}
     if scale_types != {F32}:
         _require(ctx, [(21, f"{'/'.join(sorted(map(str, scale_types)))} scales")])
+    check_types(ctx)
     ctx.make_node("QLinearMatMul", [ctx.input(i) for i in range(len(ctx.inputs))])
+
+
+register_checked("DynamicQuantizeLinear", "QLinearConv", "MatMulInteger")

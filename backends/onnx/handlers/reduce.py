@@ -2,44 +2,18 @@
 
 At opsets where a Reduce* op takes ``axes`` as an attribute (before 13 for ReduceSum, 18 for the rest)
 the axes must be a constant, and ``noop_with_empty_axes`` has no spelling: with no axes the node becomes
-its elementwise part (Identity, Abs, ...), with axes it is irrelevant. Element types that an older opset's op lacks are refused by name.
+its elementwise part (Identity, Abs, ...), with axes it is irrelevant. Element types an older opset's
+op lacks are refused with the opset that has them.
 """
 from __future__ import annotations
 
+from convertkit.backends.onnx.handlers.linalg import check_types, register_checked
 from convertkit.backends.onnx.registry import ExportContext, exporter
 
 AXES_INPUT_SINCE = {"ReduceSum": 13, "ReduceMean": 18, "ReduceMax": 18, "ReduceMin": 18, "ReduceProd": 18,
                     "ReduceL1": 18, "ReduceL2": 18, "ReduceSumSquare": 18, "ReduceLogSum": 18,
                     "ReduceLogSumExp": 18}
 """The opset from which each Reduce* takes ``axes`` as an input rather than an attribute."""
-
-DTYPE_SINCE: dict[tuple[str, str], int] = {
-    ("ReduceMax", "bool"): 20, ("ReduceMin", "bool"): 20,
-    ("ReduceMax", "int8"): 12, ("ReduceMin", "int8"): 12,
-    ("ReduceMax", "uint8"): 12, ("ReduceMin", "uint8"): 12,
-}
-"""(op, element type) pairs that a Reduce* op only accepts from some opset on."""
-
-
-def _check_dtype(ctx: ExportContext) -> None:
-    dt = ctx.graph.tensor(ctx.input(0)).dtype
-    need = DTYPE_SINCE.get((ctx.node.op, str(dt)), 0)
-    if ctx.opset < need:
-        raise ctx.error(f"{ctx.node.op} on {dt} needs opset {need}", hint=f"choose --opset {need} or newer")
-
-
-def _reduce_with_attr(ctx: ExportContext) -> None:
-    _check_dtype(ctx)
-    op = ctx.node.op
-    if ctx.has_input(1) and ctx.const_value(1) is None:
-        raise ctx.error(f"{op} with run-time axes needs opset {AXES_INPUT_SINCE[op]} (older opsets take "
-                        "axes only as an attribute)", hint=f"choose --opset {AXES_INPUT_SINCE[op]} or newer")
-    axes = ctx.const_ints(1) or None
-    if axes is None and ctx.attrs.get("noop_with_empty_axes", 0):
-        _reduce_over_no_axis(ctx)
-        return
-    ctx.make_node(op, [ctx.input(0)], axes=axes, keepdims=int(ctx.attrs.get("keepdims", 1)))
-
 
 ELEMENTWISE_PART = {"ReduceL1": ("Abs",), "ReduceL2": ("Square", "Sqrt"), "ReduceSumSquare": ("Square",),
                     "ReduceLogSum": ("Log",)}
@@ -57,15 +31,30 @@ def _reduce_over_no_axis(ctx: ExportContext) -> None:
         cur = cur[0]
 
 
+def _reduce_with_attr(ctx: ExportContext) -> None:
+    check_types(ctx)
+    op = ctx.node.op
+    if ctx.has_input(1) and ctx.const_value(1) is None:
+        raise ctx.error(f"{op} with run-time axes needs opset {AXES_INPUT_SINCE[op]} (older opsets take "
+                        "axes only as an attribute)", hint=f"choose --opset {AXES_INPUT_SINCE[op]} or newer")
+    axes = ctx.const_ints(1) or None
+    if axes is None and ctx.attrs.get("noop_with_empty_axes", 0):
+        _reduce_over_no_axis(ctx)
+        return
+    keepdims = int(ctx.attrs.get("keepdims", 1))
+    ctx.make_node(op, [ctx.input(0)], axes=axes, keepdims=None if keepdims else 0)
+
+
 def _reduce_with_input(ctx: ExportContext) -> None:
-    _check_dtype(ctx)
+    check_types(ctx)
     ins = [ctx.input(0)] + ([ctx.input(1)] if ctx.has_input(1) else [])
-    attrs = {k: int(v) for k, v in ctx.attrs.items() if k in ("keepdims", "noop_with_empty_axes")}
-    if not attrs.get("noop_with_empty_axes", 0):
-        attrs.pop("noop_with_empty_axes", None)
-    ctx.make_node(ctx.node.op, ins, **attrs)
+    keepdims, noop = int(ctx.attrs.get("keepdims", 1)), int(ctx.attrs.get("noop_with_empty_axes", 0))
+    ctx.make_node(ctx.node.op, ins, keepdims=None if keepdims else 0, noop_with_empty_axes=noop or None)
 
 
 for _op, _since in AXES_INPUT_SINCE.items():
     exporter(_op, until=_since - 1)(_reduce_with_attr)
     exporter(_op, since=_since)(_reduce_with_input)
+
+
+register_checked("ArgMax", "ArgMin", "TopK", "CumSum", "CumProd")

@@ -26,8 +26,9 @@ def _annotate(ctx: ConvertContext, tensor: str | None, scale_port: int, zp_port:
     zp = ctx.const_value(zp_port) if zp_port is not None and ctx.input(zp_port) else None
     if scale is None or (zp_port is not None and ctx.input(zp_port) and zp is None):
         return
-    if zp is None:
-        zp = np.zeros(scale.shape, np.int32)
+    if zp is None:  # no zero point: 0, in the quantized type where it is known already
+        dt = ctx.graph.tensor(tensor).dtype
+        zp = np.zeros(scale.shape, np.int32 if dt is None else dt)
     if scale.size > 1:
         rank = ctx.graph.tensor(tensor).rank
         axis = int(ctx.attrs.get("axis", 1)) if axis is None else axis
