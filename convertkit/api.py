@@ -15,16 +15,17 @@ PathLike = str | os.PathLike
 
 
 def load(path: PathLike, *, format: str | None = None, weights: PathLike | None = None,
-         normalize: bool = True) -> Graph:
+         normalize: bool = True, **frontend_options: Any) -> Graph:
     """Read a model into the canonical IR.
 
     ``format`` overrides detection (see ``convertkit.detect.FORMATS``). ``weights`` names the separate
     weights file of formats that keep one (Caffe2 init_net, MXNet .params); by default it is found
     beside the model. With ``normalize`` (the default) shapes are inferred, constants folded and
-    Identity/Dropout/dead nodes removed.
+    Identity/Dropout/dead nodes removed. ``frontend_options`` go to the frontend: for TensorFlow,
+    ``inputs`` ({name: shape or None}, to cut the graph there), ``outputs`` ([name]), ``signature``, ``tag``.
     """
     fmt = format or detect_format(path)
-    graph = frontends.load(path, fmt, weights=weights)
+    graph = frontends.load(path, fmt, weights=weights, **frontend_options)
     if normalize:
         make_manager(None).run(graph)
     return graph
@@ -44,18 +45,20 @@ def save(graph: Graph, path: PathLike, *, format: str | None = None, **options: 
 
 
 def convert(src: PathLike, *, to: str | None = None, output: PathLike, format: str | None = None,
-            weights: PathLike | None = None, dump_after: str | None = None, on_dump: Callable[[str, Graph], None] | None = None,
-            **options: Any) -> Path:
+            weights: PathLike | None = None, dump_after: str | None = None,
+            on_dump: Callable[[str, Graph], None] | None = None,
+            frontend_options: dict[str, Any] | None = None, **options: Any) -> Path:
     """Convert the model at ``src`` into ``to`` at ``output``; returns the written path.
 
     ``dump_after`` names a pipeline pass after which ``on_dump(pass_name, graph)`` is called.
-    Other options go to the backend (``opset=...`` for ONNX).
+    ``frontend_options`` go to the frontend (see :func:`load`); other options go to the backend
+    (``opset=...`` for ONNX).
     """
     target = to or target_from_path(output)
     if target is None:
         raise UsageError("no target format", hint="pass to='onnx' (or an output path ending in .onnx)")
     backends.get_exporter(target)  # fail on an unknown target before the (possibly slow) load
     manager = make_manager(target, dump_after=dump_after, on_dump=on_dump)
-    graph = load(src, format=format, weights=weights, normalize=False)
+    graph = load(src, format=format, weights=weights, normalize=False, **(frontend_options or {}))
     manager.run(graph)
     return save(graph, output, format=target, **options)

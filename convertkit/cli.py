@@ -38,6 +38,14 @@ def _convert_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=sorted(FORMATS), help="input format, if detection should be skipped")
     p.add_argument("--weights", metavar="FILE",
                    help="separate weights file (Caffe2 init_net.pb, MXNet .params); default: found beside MODEL")
+    tf = p.add_argument_group("TensorFlow input")
+    tf.add_argument("--inputs", metavar="NAME[=DIMS],...", type=_parse_inputs,
+                    help="graph inputs, e.g. 'Mfcc:0=1x49x10' to cut a frozen graph there (DIMS: x-separated, "
+                         "'?' or a name for a symbolic dim)")
+    tf.add_argument("--outputs", metavar="NAME,...", type=lambda s: [n for n in s.split(",") if n],
+                    help="graph outputs (frozen GraphDef; default: the SavedModel signature's)")
+    tf.add_argument("--signature", help="SavedModel signature (default: serving_default)")
+    tf.add_argument("--tag", help="SavedModel tag set, comma-separated (default: serve)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset to write (default 17)")
     p.add_argument("--external-data", action="store_true",
                    help="ONNX: write weights to OUT.data beside the model (automatic above 2 GB)")
@@ -51,11 +59,32 @@ def _convert_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _parse_inputs(text: str) -> dict[str, tuple | None]:
+    """'a:0=1x49x10,b' -> {'a:0': (1, 49, 10), 'b': None}; '?' or a name is a symbolic dim."""
+    out: dict[str, tuple | None] = {}
+    for item in filter(None, text.split(",")):
+        name, _, dims = item.partition("=")
+        shape = None
+        if dims:
+            shape = tuple(int(d) if d.isdigit() else (f"{name.split(':')[0]}_d{i}" if d == "?" else d)
+                          for i, d in enumerate(dims.split("x")))
+        out[name] = shape
+    return out
+
+
+def _frontend_options(args: argparse.Namespace) -> dict:
+    return {"inputs": args.inputs, "outputs": args.outputs, "signature": args.signature, "tag": args.tag}
+
+
 def _inspect_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="convertkit inspect", description="Ops, parameters, MACs and tensor memory per node.")
     p.add_argument("model")
     p.add_argument("--format", choices=sorted(FORMATS))
     p.add_argument("--weights", metavar="FILE", help="separate weights file, as for conversion")
+    p.add_argument("--inputs", type=_parse_inputs, help="as for conversion")
+    p.add_argument("--outputs", type=lambda s: [n for n in s.split(",") if n], help="as for conversion")
+    p.add_argument("--signature", help="as for conversion")
+    p.add_argument("--tag", help="as for conversion")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--debug", action="store_true")
     return p
@@ -84,7 +113,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         print(f"--- after {name} ---\n{graph.summary()}")
 
     out = api.convert(args.model, to=args.to, output=args.output, format=args.format, weights=args.weights,
-                      dump_after=args.dump_after, on_dump=dump, **options)
+                      dump_after=args.dump_after, on_dump=dump, frontend_options=_frontend_options(args),
+                      **options)
     if not args.quiet:
         print(f"wrote {out}")
     if args.verify:
@@ -110,7 +140,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from convertkit import api
     from convertkit.report import format_report, inspect_graph
 
-    report = inspect_graph(api.load(args.model, format=args.format, weights=args.weights))
+    report = inspect_graph(api.load(args.model, format=args.format, weights=args.weights,
+                                    **_frontend_options(args)))
     print(json.dumps(report.to_dict(), indent=1) if args.json else format_report(report))
     return 0
 

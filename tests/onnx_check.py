@@ -74,5 +74,6 @@ def single_node_model(op_type: str, inputs: list[tuple[str, np.ndarray | tuple, 
         [helper.make_tensor_value_info(n, t, list(s)) for n, s, t in inputs],
         [helper.make_tensor_value_info(f"out{i}", 0, None) for i in range(n_outputs)],
         initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
     return onnx.shape_inference.infer_shapes(model)

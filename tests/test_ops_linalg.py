@@ -197,13 +197,14 @@ def test_attention_symbolic_batch_and_sequence():
     assert normalize(from_model(m)).tensor("Y").shape == ("B", 2, "S", 4)
 
 
-def test_attention_window_needs_opset_25():
-    m, _ = attention_model(randn(1, 1, 4, 4), randn(1, 1, 4, 4), randn(1, 1, 4, 4), opset=25,
-                           left_window_size=1)
+def test_attention_window_before_opset_25_is_decomposed():
+    m, feeds = attention_model(randn(1, 1, 4, 4), randn(1, 1, 4, 4), randn(1, 1, 4, 4), opset=25,
+                               left_window_size=1)
     g = normalize(from_model(m))
-    with pytest.raises(ConvertError, match="opset 25"):
-        to_model(g, opset=24)
-    to_model(g, opset=25)
+    assert [n.op_type for n in to_model(g, opset=25).graph.node] == ["Attention"]
+    lowered = to_model(g, opset=24)
+    assert "Attention" not in {n.op_type for n in lowered.graph.node}
+    np.testing.assert_allclose(ort_run(lowered, feeds)[0], run(g, feeds)["Y"], rtol=1e-5, atol=1e-6)
 
 
 def test_attention_window_matches_onnx_reference():
@@ -260,6 +261,26 @@ def test_attention_decomposed_pads_a_short_mask():
     expected = ReferenceEvaluator(m).run(None, feeds)[0]
     exported = to_model(normalize(from_model(m)), opset=17)
     np.testing.assert_allclose(ort_run(exported, feeds)[0], expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("attrs", [{}, {"is_causal": 1}, {"is_causal": 1, "left_window_size": 2},
+                                   {"left_window_size": 1, "right_window_size": 1}])
+def test_attention_decomposed_external_cache_and_windows(attrs):
+    """nonpad_kv_seqlen and windows (opsets 24, 25) at opset 17; onnx's reference is the oracle, as
+    onnxruntime lacks the window attributes."""
+    from onnx.reference import ReferenceEvaluator
+
+    q, k, v = randn(2, 2, 3, 4), randn(2, 2, 6, 4), randn(2, 2, 6, 4)
+    lengths = np.array([4, 6], np.int64)
+    inputs = [("Q", [2, 2, 3, 4], TP.FLOAT), ("K", [2, 2, 6, 4], TP.FLOAT), ("V", [2, 2, 6, 4], TP.FLOAT),
+              ("L", [2], TP.INT64)]
+    m = node_model("Attention", inputs, [("Y", TP.FLOAT)], opset=25, input_names=["Q", "K", "V", "", "", "", "L"],
+                   **attrs)
+    feeds = {"Q": q, "K": k, "V": v, "L": lengths}
+    expected = ReferenceEvaluator(m).run(None, feeds)[0]
+    g = normalize(from_model(m))
+    np.testing.assert_allclose(run(g, feeds)["Y"], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ort_run(to_model(g, opset=17), feeds)[0], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_attention_decomposed_needs_static_sizes():

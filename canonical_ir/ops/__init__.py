@@ -16,6 +16,7 @@ from convertkit.canonical_ir.ops import (  # noqa: F401,E402  (imported for regi
     elementwise,
     activations,
     nn,
+    resize,
     norm,
     linalg,
     shape_ops,

@@ -630,5 +630,3 @@ def col2im(x, image_shape, block_shape, *, dilations=None, pads=None, strides=No
     crop = tuple(slice(pb, pb + d) for pb, d in zip(win.pads_begin, image))
     return y[(slice(None), slice(None)) + crop].astype(x.dtype)
 
-
-from convertkit.canonical_ir.ops import resize  # noqa: E402,F401  (Resize and friends register there)

@@ -159,6 +159,9 @@ class _Builder:
         self.outputs: dict[int, list[str] | None] = {}   # node -> its tensors (None: not converted)
         self.pending: dict[int, SymNode] = {}            # inputs whose shape their first user tells
         self.missing: dict[str, list[str]] = {}
+        self.used: dict[int, set[int]] = {}              # node -> indices of its outputs in use
+        for src, idx in [e for n in symbol.nodes for e in n.inputs] + list(symbol.heads):
+            self.used.setdefault(src, set()).add(idx)
 
     def build(self) -> Graph:
         g, symbol = self.g, self.symbol
@@ -231,7 +234,7 @@ class _Builder:
                 return None
             else:
                 inputs.append(outs[idx])
-        ctx = ConvertContext(self.g, node, inputs, self.symbol.source)
+        ctx = ConvertContext(self.g, node, inputs, self.symbol.source, self.used.get(node.index, set()))
         try:
             run_converter(ctx)
         except Unsupported as e:     # what it added is left dangling: the whole load fails anyway

@@ -60,8 +60,11 @@ class Unsupported(Exception):
 class ConvertContext:
     """One MXNet node being converted."""
 
-    def __init__(self, graph: Graph, node: SymNode, inputs: list[str | None], source: str) -> None:
+    def __init__(self, graph: Graph, node: SymNode, inputs: list[str | None], source: str,
+                 used_outputs: set[int] | None = None) -> None:
         self.graph = graph
+        self.used_outputs = used_outputs if used_outputs is not None else set(range(64))
+        """Indices of this node's outputs that other nodes (or the graph outputs) use."""
         self.node = node
         self.op_type = node.op
         self.name = node.name
@@ -112,8 +115,12 @@ class ConvertContext:
 
     def out_names(self, n: int) -> list[str]:
         """This node's output tensor names, as MXNet names them."""
-        bases = [f"{self.name}_output"] if n == 1 else [f"{self.name}_output{i}" for i in range(n)]
-        return [self.graph.add_tensor(self.graph.unique_name(b)) for b in bases]
+        return [self.out_name(i, n) for i in range(n)]
+
+    def out_name(self, i: int, n: int) -> str:
+        """A new tensor for output ``i`` of ``n``: ``<node>_output`` or ``<node>_output<i>``."""
+        base = f"{self.name}_output" if n == 1 else f"{self.name}_output{i}"
+        return self.graph.add_tensor(self.graph.unique_name(base))
 
     def emit(self, op: str, inputs: Sequence[str | None], attrs: dict[str, Any] | None = None,
              n_out: int = 1, final: bool = True, names: Sequence[str] | None = None) -> list[str]:

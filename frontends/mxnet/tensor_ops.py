@@ -448,16 +448,41 @@ def slice_(ctx: ConvertContext) -> None:
                        ctx.const(list(range(n)), np.int64, "axes"), ctx.const(steps, np.int64, "steps")])
 
 
-def _split_outputs(ctx: ConvertContext, x: str, n: int, axis: int, split: str | None, squeeze: bool) -> None:
-    if not squeeze:
-        ctx.emit("Split", [x, split], {"axis": axis}, n_out=n)
-        return
-    parts = ctx.emit("Split", [x, split], {"axis": axis}, n_out=n, final=False)
-    names = ctx.out_names(n)
-    axes = ctx.const([axis], np.int64, "axes")
-    for part, name in zip(parts, names):
-        ctx.emit("Squeeze", [part, axes], names=[name])
+def _split_outputs(ctx: ConvertContext, x: str, n: int, axis: int, squeeze: bool,
+                   bounds: list[tuple[int, int]] | None = None) -> None:
+    """``n`` parts along ``axis``, equal or [start, end) ``bounds``. One Split when every part is
+    used; otherwise a Slice per used part, since dead-code removal would drop an unused Split output
+    and with it the op's arity."""
+    names = [ctx.out_name(i, n) if i in ctx.used_outputs else "" for i in range(n)]
+    if bounds is None and len(ctx.used_outputs) == n:
+        parts = ctx.emit("Split", [x], {"axis": axis}, n_out=n, final=False, names=None if squeeze else names)
+    else:
+        parts = [_part(ctx, x, axis, i, n, bounds, None if squeeze else name) if name else ""
+                 for i, name in enumerate(names)]
+    if squeeze:
+        axes = ctx.const([axis], np.int64, "axes")
+        for part, name in zip(parts, names):
+            if name:
+                ctx.emit("Squeeze", [part, axes], names=[name])
     ctx.done(*names)
+
+
+def _part(ctx: ConvertContext, x: str, axis: int, i: int, n: int, bounds: list[tuple[int, int]] | None,
+          name: str | None) -> str:
+    dim = ctx.shape(x)[axis]
+    if bounds is None and isinstance(dim, int):
+        bounds = [(k * dim // n, (k + 1) * dim // n) for k in range(n)]
+    axes = ctx.const([axis], np.int64, "axes")
+    if bounds is not None:
+        start, end = ctx.const([bounds[i][0]], np.int64, "start"), ctx.const([bounds[i][1]], np.int64, "end")
+    else:                           # equal parts of an axis whose size is known at run time only
+        chunk = ctx.op("Div", [ctx.op("Shape", [x], {"start": axis, "end": axis + 1}),
+                               ctx.const([n], np.int64, "parts")])
+        start = ctx.op("Mul", [chunk, ctx.const([i], np.int64, "index")])
+        end = ctx.op("Add", [start, chunk])
+    if name is None:
+        return ctx.op("Slice", [x, start, end, axes])
+    return ctx.emit("Slice", [x, start, end, axes], names=[name])[0]
 
 
 @converter("SliceChannel", "split")
@@ -472,11 +497,13 @@ def slice_channel(ctx: ConvertContext) -> None:
     squeeze = a.bool("squeeze_axis", False)
     if squeeze and isinstance(size, int) and size != n:
         raise ctx.error(f"squeeze_axis needs parts of size 1, got {size // n}")
-    _split_outputs(ctx, x, n, axis, None, squeeze)
+    _split_outputs(ctx, x, n, axis, squeeze)
 
 
 @converter("_split_v2")
 def split_v2(ctx: ConvertContext) -> None:
+    """``sections`` equal parts, or parts starting at ``indices`` (the first is 0; the last part runs
+    to the end of the axis, whatever its size)."""
     a = ctx.attrs
     x = ctx.input(0)
     axis = norm_axis(a.int("axis", 0), ctx.rank(x))
@@ -484,16 +511,13 @@ def split_v2(ctx: ConvertContext) -> None:
     squeeze = a.bool("squeeze_axis", False)
     if sections:
         a.ignore("indices")
-        _split_outputs(ctx, x, sections, axis, None, squeeze)
+        _split_outputs(ctx, x, sections, axis, squeeze)
         return
-    size = ctx.shape(x)[axis]
-    if not isinstance(size, int):
-        raise ctx.unsupported("split at indices of an axis of unknown size")
-    bounds = [*a.ints("indices", ()), size]
-    sizes = [e - b for b, e in itertools.pairwise(bounds)]
-    if not sizes or bounds[0] != 0 or min(sizes) < 0:
-        raise ctx.error(f"indices {list(bounds[:-1])} do not split an axis of size {size}")
-    _split_outputs(ctx, x, len(sizes), axis, ctx.const(sizes, np.int64, "split"), squeeze)
+    starts = list(a.ints("indices", ()))
+    if not starts or starts[0] != 0 or any(e < b for b, e in itertools.pairwise(starts)):
+        raise ctx.error(f"indices {starts} do not split an axis")
+    bounds = list(zip(starts, [*starts[1:], INT64_MAX]))
+    _split_outputs(ctx, x, len(bounds), axis, squeeze, bounds)
 
 
 @converter("Crop")

@@ -109,10 +109,17 @@ def _default_opset(model: onnx.ModelProto, source: str) -> int:
 
 
 def _upgrade(model: onnx.ModelProto, source: str, opset: int) -> onnx.ModelProto:
+    """Upgrade with onnx's version converter, then restore what it gets wrong: it writes Upsample and
+    Resize-10 as Resize-11 with half_pixel coordinates, where they meant asymmetric ones."""
     from onnx import version_converter
 
+    from convertkit.frontends.onnx.handlers.nn import apply_legacy_resize_modes, legacy_resize_modes
+
+    modes = legacy_resize_modes(model)
     try:
-        return version_converter.convert_version(model, MIN_OPSET)
+        upgraded = version_converter.convert_version(model, MIN_OPSET)
+        apply_legacy_resize_modes(upgraded, modes)
+        return upgraded
     except Exception as e:
         raise ModelFileError(f"opset {opset} is older than {MIN_OPSET} and onnx's version converter "
                              f"could not upgrade it ({str(e).splitlines()[0][:120]})", where=source,

@@ -7,9 +7,10 @@ instead of producing a file that fails ``onnx.checker``.
 
 MatMul, Gemm, MatMulInteger and Det are written as they are. Einsum is written with its output term
 spelled out, which means the same and avoids onnxruntime's trouble with implicit equations using
-upper-case labels. Attention exists from opset 23; ``nonpad_kv_seqlen`` needs 24 and the window sizes
-25, and the number-of-heads attributes are written only for 3-D inputs (opset 25 rejects them on 4-D).
-Before opset 23 Attention is written as the MatMul/Softmax subgraph it stands for.
+upper-case labels. Attention exists from opset 23, ``nonpad_kv_seqlen`` from 24 and the window sizes
+from 25; where the target opset lacks what a node uses (or Attention altogether), the node is written as
+the MatMul/Softmax subgraph it stands for. The number-of-heads attributes are written only for 3-D
+inputs (opset 25 rejects them on 4-D ones).
 """
 from __future__ import annotations
 
@@ -118,25 +119,24 @@ def einsum(ctx: ExportContext) -> None:
 
 
 ATTENTION_ATTRS_SINCE = {"left_window_size": 25, "right_window_size": 25}
-"""Attention attributes newer than the op itself (23)."""
+"""Attention attributes newer than the op itself (23); nonpad_kv_seqlen is an input from 24."""
 ATTENTION_DEFAULTS = {"is_causal": 0, "qk_matmul_output_mode": 0, "softcap": 0.0, "left_window_size": -1,
                       "right_window_size": -1}
 
 
 @exporter("Attention", since=23)
 def attention(ctx: ExportContext) -> None:
+    """The ONNX op where the target opset has every feature the node uses, else the decomposition."""
     check_types(ctx)
-    if ctx.has_input(6) and ctx.opset < 24:
-        raise ctx.error("Attention with nonpad_kv_seqlen needs opset 24", hint="choose --opset 24 or newer")
     attrs = {k: v for k, v in ctx.attrs.items() if v is not None and ATTENTION_DEFAULTS.get(k) != v}
     if ctx.graph.tensor(ctx.input(0)).rank == 4:
         attrs.pop("q_num_heads", None)
         attrs.pop("kv_num_heads", None)
-    too_new = sorted(k for k in attrs if ATTENTION_ATTRS_SINCE.get(k, 23) > ctx.opset)
+    too_new = any(ATTENTION_ATTRS_SINCE.get(k, 23) > ctx.opset for k in attrs) or (
+        ctx.has_input(6) and ctx.opset < 24)
     if too_new:
-        need = max(ATTENTION_ATTRS_SINCE[k] for k in too_new)
-        raise ctx.error(f"Attention with {', '.join(f'{k}={attrs[k]}' for k in too_new)} needs opset {need}",
-                        hint=f"choose --opset {need} or newer")
+        _AttentionWriter(ctx).write()
+        return
     ctx.make_node("Attention", [ctx.input(i) for i in range(len(ctx.inputs))], **attrs)
 
 
@@ -145,7 +145,7 @@ def attention_decomposed(ctx: ExportContext) -> None:
     """Before opset 23: the same computation from MatMul, Softmax and friends.
 
     Needs static head counts and head sizes, and static sequence lengths where a causal or window mask
-    is built (it becomes a constant) or a mask shorter than the keys is padded.
+    is built (a constant, or from nonpad_kv_seqlen at run time) or a mask shorter than the keys padded.
     """
     _AttentionWriter(ctx).write()
 
@@ -153,8 +153,6 @@ def attention_decomposed(ctx: ExportContext) -> None:
 class _AttentionWriter:
     def __init__(self, ctx: ExportContext) -> None:
         self.ctx, self.a = ctx, get_schema("Attention").resolve_attrs(ctx.attrs)
-        if ctx.has_input(6):
-            raise ctx.error("Attention with nonpad_kv_seqlen needs opset 24", hint="choose --opset 24 or newer")
         q, k, v = (ctx.graph.tensor(ctx.input(i)) for i in range(3))
         self.dt, self.three_d = q.dtype, q.rank == 3
         if self.three_d:
@@ -214,7 +212,10 @@ class _AttentionWriter:
     def bias(self) -> tuple[str | None, np.ndarray | None]:
         """The additive bias as a tensor, and its value when it is a constant (no run-time mask)."""
         a, const_bias, parts = self.a, None, []
-        if a["is_causal"] or a["left_window_size"] >= 0 or a["right_window_size"] >= 0:
+        windowed = a["is_causal"] or a["left_window_size"] >= 0 or a["right_window_size"] >= 0
+        if self.ctx.has_input(6):
+            parts.append(self.padded_kv_bias(windowed))
+        elif windowed:
             self.static(self.sq, self.total, self.past)
             const_bias = attention_bias(self.dt, self.sq, self.total, None, self.past, a["is_causal"],
                                         a["left_window_size"], a["right_window_size"], None)
@@ -230,10 +231,32 @@ class _AttentionWriter:
                 pads[-1] = self.total - m_shape[-1]
                 mask = self.node("Pad", [mask, self.const(pads, np.int64), self.const(-np.inf)])
             parts.append(mask)
-            const_bias = None
         if len(parts) == 2:
             return self.node("Add", parts), None
-        return (parts[0] if parts else None), const_bias
+        return (parts[0] if parts else None), (const_bias if not self.ctx.has_input(3) else None)
+
+    def padded_kv_bias(self, windowed: bool) -> str:
+        """With nonpad_kv_seqlen (an external cache): keys past each batch's length are masked, and the
+        causal/window frontier sits at offset nonpad_kv_seqlen - q_len, per batch."""
+        a = self.a
+        self.static(self.sq, self.total)
+        col = self.const([-1, 1, 1, 1], np.int64)
+        lengths = self.node("Reshape", [self.ctx.input(6), col])  # [B, 1, 1, 1]
+        keys = self.const(np.arange(self.total), np.int64)
+        allowed = self.node("Less", [keys, lengths])
+        if windowed:
+            offset = self.node("Sub", [lengths, self.const(self.sq, np.int64)])
+            rows = self.const(np.arange(self.sq).reshape(-1, 1), np.int64)
+            diff = self.node("Sub", [self.node("Add", [rows, offset]), keys])  # query pos - key pos
+            limits = [("Less", 0)] if a["is_causal"] else []  # each: refuse where diff <op> bound
+            if a["left_window_size"] >= 0:
+                limits.append(("Greater", a["left_window_size"]))
+            if a["right_window_size"] >= 0:
+                limits.append(("Less", -a["right_window_size"]))
+            for op, bound in limits:
+                ok = self.node("Not", [self.node(op, [diff, self.const(bound, np.int64)])])
+                allowed = self.node("And", [allowed, ok])
+        return self.node("Where", [allowed, self.const(0), self.const(-np.inf)])
 
     def guard_dead_rows(self, probs: str, bias: str | None, const_bias: np.ndarray | None, dt: np.dtype) -> str:
         """Rows whose keys are all masked give zeros (a bare Softmax would give NaN)."""
@@ -247,7 +270,7 @@ class _AttentionWriter:
         else:
             axes = {"axes": [-1]} if self.ctx.opset < 18 else {}
             ins = [bias] if self.ctx.opset < 18 else [bias, self.const([-1], np.int64)]
-            dead_t = self.node("IsInf", [self.node("ReduceMax", ins, keepdims=1, **axes)], detect_positive=0)
+            dead_t = self.node("Equal", [self.node("ReduceMax", ins, keepdims=1, **axes), self.const(-np.inf)])
         return self.node("Where", [dead_t, self.const(0, dt), probs])
 
     def write(self) -> None:
