@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fixtures bench clean
+.PHONY: demo test fixtures fixtures-mxnet bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ test: $(STAMP)
 ## fixtures: regenerate fixtures/ (see fixtures/README.md)
 fixtures: $(STAMP)
 	$(PY) fixtures/make_onnx_fixtures.py
+	$(PY) fixtures/make_caffe2_fixtures.py
+
+## fixtures-mxnet: regenerate fixtures/mxnet/ in a venv of its own (mxnet 1.9.1 needs numpy < 1.24)
+fixtures-mxnet:
+	test -x .venv-mxnet/bin/python || $(PYTHON) -m venv .venv-mxnet
+	.venv-mxnet/bin/python -m pip install --quiet "mxnet==1.9.1" "numpy<1.24"
+	.venv-mxnet/bin/python fixtures/make_mxnet_fixtures.py
 
 ## bench: benchmarks against peer tools (figures, not pass/fail)
 bench: $(STAMP)

@@ -316,6 +316,8 @@ class Graph:
                 continue
             live.add(key)
             stack.extend(self.nx.predecessors(key))
+            if key[0] == "op":  # a live op keeps all its outputs, so its output ports stay dense
+                live.update(self.nx.successors(key))
         keep_inputs = {_t(i) for i in self.inputs}
         dead = [k for k in self.nx.nodes if k not in live and k not in keep_inputs]
         n_ops = sum(1 for k in dead if k[0] == "op")

@@ -38,10 +38,11 @@ def _convert_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=sorted(FORMATS), help="input format, if detection should be skipped")
     p.add_argument("--weights", metavar="FILE",
                    help="separate weights file (Caffe2 init_net.pb, MXNet .params); default: found beside MODEL")
-    tf = p.add_argument_group("TensorFlow input")
+    tf = p.add_argument_group("inputs and outputs (TensorFlow; --inputs shapes also for MXNet)")
     tf.add_argument("--inputs", metavar="NAME[=DIMS],...", type=_parse_inputs,
-                    help="graph inputs, e.g. 'Mfcc:0=1x49x10' to cut a frozen graph there (DIMS: x-separated, "
-                         "'?' or a name for a symbolic dim)")
+                    help="graph inputs and their shapes, e.g. 'Mfcc:0=1x49x10' to cut a frozen graph there, or "
+                         "'data=1x3x112x112' to fix an MXNet input (DIMS: x-separated, '?' or a name for a "
+                         "symbolic dim)")
     tf.add_argument("--outputs", metavar="NAME,...", type=lambda s: [n for n in s.split(",") if n],
                     help="graph outputs (frozen GraphDef; default: the SavedModel signature's)")
     tf.add_argument("--signature", help="SavedModel signature (default: serving_default)")

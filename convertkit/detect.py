@@ -25,6 +25,8 @@ def detect_format(path: str | Path) -> str:
     """Name of the format at ``path`` (a key of FORMATS); raises a ConvertError if unrecognisable."""
     p = Path(path)
     if not p.exists():
+        if Path(f"{p}-symbol.json").is_file():  # an MXNet checkpoint prefix
+            return "mxnet"
         raise ModelFileError("no such file or folder", where=str(p))
     if p.is_dir():
         return _detect_folder(p)

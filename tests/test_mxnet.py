@@ -33,6 +33,7 @@ MX = FIXTURES / "mxnet"
 SHARED = ROOT.parent / "shared" / "models" / "mxnet"
 if not SHARED.is_dir():
     SHARED = Path("/work/shared/models/mxnet")
+needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/models/mxnet is not here")
 MODELS = sorted(p.name for p in MX.iterdir() if (p / "golden.npz").is_file())
 NEEDS_OPSET_18 = {"ops_symbol"}   # LpPool in ceil mode on an input of unknown size
 RTOL, ATOL = 1e-4, 1e-5
@@ -81,10 +82,10 @@ def test_fixture_matches_mxnet(model):
 
 @pytest.mark.parametrize("model", MODELS)
 def test_fixture_static_shapes(model, tmp_path):
-    """With input_shapes given every size is static; through the public API and the CLI."""
+    """With the input shapes given every size is static."""
     feeds, expected, _ = golden(model)
     shapes = {k: v.shape for k, v in feeds.items()}
-    graph = normalize(mxfe.load(MX / model, input_shapes=shapes), validate=True)
+    graph = normalize(mxfe.load(MX / model, inputs=shapes), validate=True)
     assert all(graph.tensor(o).is_static for o in graph.outputs)
     check_outputs(interpret(graph, feeds), expected, f"{model} interpreter")
     check_outputs(via_onnx(graph, feeds), expected, f"{model} onnx")
@@ -106,10 +107,28 @@ def test_api_and_cli_convert(tmp_path):
     out = convertkit.convert(MX / "resnet_v1_thin" / "resnet_v1_thin-symbol.json", output=tmp_path / "a.onnx")
     check_outputs(ort_run(onnx.load(out), feeds), expected, "api")
     proc = subprocess.run([sys.executable, "-m", "convertkit.cli", str(MX / "squeezenet_thin"), "-o",
-                           str(tmp_path / "b.onnx"), "--quiet"], check=False, cwd=ROOT, capture_output=True, text=True)
+                           str(tmp_path / "b.onnx"), "--quiet"], check=False, cwd=ROOT, capture_output=True,
+                          text=True)
     assert proc.returncode == 0, proc.stderr
     feeds, expected, _ = golden("squeezenet_thin")
     check_outputs(ort_run(onnx.load(tmp_path / "b.onnx"), feeds), expected, "cli")
+
+
+def test_cli_input_shapes(tmp_path):
+    """--inputs fixes MXNet input shapes; with static sizes LpPool needs no ceil mode, so opset 17 does."""
+    feeds, expected, _ = golden("ops_symbol")
+    out = tmp_path / "ops.onnx"
+    proc = subprocess.run([sys.executable, "-m", "convertkit.cli", str(MX / "ops_symbol"), "-o", str(out),
+                           "--inputs", "data=2x6x9x9", "--quiet"], check=False, cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    model = onnx.load(out)
+    assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [2, 6, 9, 9]
+    check_outputs(ort_run(model, feeds), expected, "cli --inputs")
+    graph = convertkit.load(MX / "ops_symbol", inputs={"data": ("batch", 6, 9, 9)})
+    assert graph.tensor("data").shape == ("batch", 6, 9, 9)
+    with pytest.raises(convertkit.errors.UsageError, match="not an input"):
+        convertkit.load(MX / "ops_symbol", inputs={"conv0_output": None})
 
 
 def test_conversion_is_deterministic():
@@ -129,12 +148,13 @@ def test_params_reader_is_exact(model):
         assert np.array_equal(got[name], value), name
 
 
-def test_params_reader_dtypes():
-    expected = np.load(MX / "params_dtypes.npz")
-    got = read_params(MX / "params_dtypes.params")
+@pytest.mark.parametrize("name", ["params_dtypes", "params_np"])
+def test_params_reader_dtypes(name):
+    expected = np.load(MX / f"{name}.npz")
+    got = read_params(MX / f"{name}.params")
     assert sorted(got) == sorted(expected.files)
-    for name in expected.files:
-        assert got[name].dtype == expected[name].dtype and np.array_equal(got[name], expected[name]), name
+    for key in expected.files:
+        assert got[key].dtype == expected[key].dtype and np.array_equal(got[key], expected[key]), key
 
 
 REAL = np.load(MX / "real_models.npz")
@@ -145,6 +165,7 @@ def _real_doc(key: str, what: str) -> dict:
     return json.loads(REAL[f"{key}|{what}"].tobytes())
 
 
+@needs_shared
 @pytest.mark.parametrize("prefix", REAL_WITH_PARAMS)
 def test_params_reader_on_real_files(prefix):
     """Pre-0.9 (MTCNN: no per-array magic, u32 dims) and 1.x files read as mx.nd.load reads them."""
@@ -198,6 +219,7 @@ def _real_case(key: str) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
     return feeds, outs
 
 
+@needs_shared
 @pytest.mark.parametrize("prefix", REAL_WITH_PARAMS)
 def test_real_model_with_params(prefix, tmp_path):
     """ONNX passes the full checker and runs in onnxruntime; interpreter == onnxruntime == MXNet."""
@@ -214,10 +236,12 @@ def test_real_model_with_params(prefix, tmp_path):
 
 REAL_WITHOUT_PARAMS = ["mxnet_test_save_000800/save_000800.json", "squeezenet_v1.2/model-symbol.json",
                        "mobilefacenet_insightface/model-y1-softmax12-symbol.json",
-                       "face_backbones_zhuxuhan/FaceFeature80M.json", "face_backbones_zhuxuhan/model-symbol.json",
+                       "face_backbones_zhuxuhan/FaceFeature80M.json",
+                       "face_backbones_zhuxuhan/model-symbol.json",
                        "face_backbones_zhuxuhan/network_train.json", "face_backbones_zhuxuhan/2730.json"]
 
 
+@needs_shared
 @pytest.mark.parametrize("rel", REAL_WITHOUT_PARAMS)
 def test_real_symbol_without_params_is_refused(rel):
     path = SHARED / rel
@@ -227,6 +251,7 @@ def test_real_symbol_without_params_is_refused(rel):
     assert "\n" not in text and str(path) in text and "-NNNN.params is missing" in text, text
 
 
+@needs_shared
 @pytest.mark.parametrize("rel", REAL_WITHOUT_PARAMS)
 def test_real_symbol_with_synthetic_weights(rel):
     """The weightless files (all three JSON dialects) still convert exactly: with weights rebuilt
@@ -235,7 +260,7 @@ def test_real_symbol_with_synthetic_weights(rel):
     symbol = mxfe.read_symbol(SHARED / rel)
     params = synthetic_weights(_real_doc(rel, "param_shapes"))
     shapes = {k: v.shape for k, v in feeds.items()}
-    graph = normalize(mxfe.from_symbol(symbol, params, input_shapes=shapes), validate=True)
+    graph = normalize(mxfe.from_symbol(symbol, params, inputs=shapes), validate=True)
     check_outputs(interpret(graph, feeds), expected, f"{rel} interpreter")
     check_outputs(via_onnx(graph, feeds), expected, f"{rel} onnx")
 
@@ -317,8 +342,9 @@ def test_folder_with_several_models(tmp_path):
 ])
 def test_reshape_codes(shape, spec, reverse, expected):
     terms = reshape_terms(len(shape), spec, reverse)
-    size_of = {"int": lambda t: t[1], "dim": lambda t: shape[t[1]], "prod": lambda t: shape[t[1]] * shape[t[2]],
-               "split": lambda t: shape[t[1]] // t[2], "infer": lambda t: -1}
+    size_of = {"int": lambda t: t[1], "dim": lambda t: shape[t[1]],
+               "prod": lambda t: shape[t[1]] * shape[t[2]], "split": lambda t: shape[t[1]] // t[2],
+               "infer": lambda t: -1}
     sizes = [size_of[t[0]](t) for t in terms]
     if -1 in sizes:
         sizes[sizes.index(-1)] = int(np.prod(shape)) // -int(np.prod(sizes))
@@ -336,7 +362,8 @@ def _symbol(nodes: list[tuple], heads: list[int], name: str = "handmade") -> dic
     """A 1.x symbol document from (op, name, attrs, [input node ids]) tuples."""
     return {"nodes": [{"op": op, "name": n, "attrs": a, "inputs": [[i, 0, 0] for i in ins]}
                       for op, n, a, ins in nodes],
-            "arg_nodes": [i for i, t in enumerate(nodes) if t[0] == "null"], "heads": [[h, 0, 0] for h in heads]}
+            "arg_nodes": [i for i, t in enumerate(nodes) if t[0] == "null"],
+            "heads": [[h, 0, 0] for h in heads]}
 
 
 def test_reshape_of_unknown_sizes_at_run_time():
@@ -352,9 +379,27 @@ def test_reshape_of_unknown_sizes_at_run_time():
         np.testing.assert_array_equal(via_onnx(graph, {"data": x})[0], want)
 
 
+@pytest.mark.parametrize("shape", ["(0, 0, 0, 0)", "(2, 6, 3, 2)"])
+def test_split_with_unused_parts(shape):
+    """Parts nobody uses must not change the others (dead-code removal would drop a Split output)."""
+    doc = _symbol([("null", "data", {"__shape__": shape}, []),
+                   ("SliceChannel", "s", {"num_outputs": "3", "axis": "1"}, [0]),
+                   ("SliceChannel", "q", {"num_outputs": "3", "axis": "2", "squeeze_axis": "True"}, [0]),
+                   ("_split_v2", "v", {"indices": "(0, 1, 4)", "axis": "1", "squeeze_axis": "False"}, [0])],
+                  [1, 2, 3])
+    doc["heads"] = [[1, 2, 0], [2, 1, 0], [3, 2, 0], [3, 0, 0]]
+    graph = normalize(mxfe.from_symbol(parse_symbol(doc), {}), validate=True)
+    x = np.arange(72, dtype=np.float32).reshape(2, 6, 3, 2)
+    want = [x[:, 4:], x[:, :, 1], x[:, 4:], x[:, :1]]
+    for got in (interpret(graph, {"data": x}), via_onnx(graph, {"data": x})):
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
+
+
 # --------------------------------------------------------------------------------- bad input
 def _cli(path: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "convertkit.cli", str(path), "-o", str(tmp_path / "out.onnx"),
+    return subprocess.run([sys.executable, "-m", "convertkit.cli", str(path), "-o",
+                           str(tmp_path / "out.onnx"),
                            *extra], check=False, cwd=ROOT, capture_output=True, text=True)
 
 
@@ -413,29 +458,37 @@ def test_truncated_params(tmp_path, cut):
     _assert_one_line_error(_cli(tmp_path, tmp_path), str(params))
 
 
+@needs_shared
 def test_symbol_without_params_via_cli(tmp_path):
     _assert_one_line_error(_cli(SHARED / "squeezenet_v1.2" / "model-symbol.json", tmp_path),
                            "model-NNNN.params is missing")
 
 
 def test_every_unsupported_op_listed_at_once():
-    doc = _symbol([("null", "data", {"__shape__": "(1, 3, 8, 8)"}, []),
+    doc = _symbol([("null", "data", {"__shape__": "(1, 3, 7, 7)"}, []),
                    ("_contrib_MultiBoxPrior", "prior", {}, [0]),
                    ("Pooling", "lp3", {"kernel": "(2, 2)", "pool_type": "lp", "p_value": "3"}, [0]),
                    ("Dropout", "drop", {"p": "0.5", "mode": "always"}, [0]),
                    ("Activation", "act", {"act_type": "relu", "frobnicate": "7"}, [0]),
                    ("Pooling", "pool_after", {"kernel": "(2, 2)"}, [1]),
-                   ("Crop", "crop", {"num_args": "1", "h_w": "(4, 4)"}, [3])], [5, 6, 2, 4])
+                   ("Crop", "crop", {"num_args": "1", "h_w": "(4, 4)"}, [3]),
+                   ("Pooling", "edge", {"kernel": "(2, 2)", "stride": "(2, 2)", "pad": "(1, 1)",
+                                        "pooling_convention": "full"}, [0])], [5, 6, 2, 4, 7])
     with pytest.raises(UnsupportedOpError) as info:
         mxfe.from_symbol(parse_symbol(doc, "handmade.json"), {})
     text = str(info.value)
-    for needle in ("_contrib_MultiBoxPrior", "p_value=3", "mode=always", "frobnicate=7"):
+    for needle in ("handmade.json", "_contrib_MultiBoxPrior", "p_value=3", "mode=always", "frobnicate=7",
+                   "last window lies in the padding"):
         assert needle in text, text
-    assert "pool_after" not in text        # downstream of a failed op: not reported twice
-    assert set(info.value.missing) == {"_contrib_MultiBoxPrior", "Pooling (pool_type=lp with p_value=3)",
-                                       "Dropout (mode=always)", "Activation (frobnicate=7)"}
+    assert "pool_after" not in text and "\n" not in text  # downstream of a failed op: not reported twice
+    assert set(info.value.missing) == {
+        "_contrib_MultiBoxPrior", "Pooling (pool_type=lp with p_value=3)", "Dropout (mode=always)",
+        "Activation (frobnicate=7)",
+        ("Pooling (pooling_convention=full whose last window lies in the padding (size 7, kernel 2, "
+         "stride 2, pad 1))")}
 
 
+@needs_shared
 def test_input_shape_hints():
     graph = mxfe.load(SHARED / "mtcnn" / "det4-symbol.json")
     assert graph.tensor("data").shape == ("N", 15, "data_d2", "data_d3")   # 5 crops sliced on channels

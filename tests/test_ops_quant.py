@@ -39,7 +39,8 @@ def qrand(dtype, shape) -> np.ndarray:
 def with_ties(shape, scale: float) -> np.ndarray:
     """Values whose quotient by ``scale`` is often exactly k + 0.5, plus out-of-range ones."""
     halves = (RNG.integers(-300, 300, shape) + 0.5) * scale
-    return np.where(RNG.random(shape) < 0.5, halves, RNG.standard_normal(shape) * 200 * scale).astype(np.float32)
+    wide = RNG.standard_normal(shape) * 200 * scale
+    return np.where(RNG.random(shape) < 0.5, halves, wide).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------ QuantizeLinear
@@ -129,7 +130,8 @@ def test_dequantize_per_tensor(dtype):
     inits = {"s": np.float32(0.037)}
     if dtype != np.int32:
         inits["zp"] = np.array(5, dtype)
-    m = node_model("DequantizeLinear", [("x", ["N", 6], elem(dtype))], [("y", TP.FLOAT)], inits=inits, opset=13)
+    m = node_model("DequantizeLinear", [("x", ["N", 6], elem(dtype))], [("y", TP.FLOAT)], inits=inits,
+                   opset=13)
     check_onnx_model(m, {"x": x}, rtol=0, atol=0, opset=11)
 
 
@@ -239,7 +241,8 @@ def test_qlinear_conv_bit_exact(case, x_dt, w_dt, per_channel):
     inits = {"xs": np.float32(0.0123), "xz": np.array(11, x_dt), "w": qrand(w_dt, w_shape),
              "ws": RNG.uniform(0.002, 0.02, m_out).astype(np.float32) if per_channel else np.float32(0.007),
              "wz": np.full(m_out, w_zp, w_dt) if per_channel else w_zp, "ys": np.float32(0.051),
-             "yz": np.array(-3 if x_dt == np.int8 else 120, x_dt), "B": RNG.integers(-3000, 3000, m_out, np.int32)}
+             "yz": np.array(-3 if x_dt == np.int8 else 120, x_dt),
+             "B": RNG.integers(-3000, 3000, m_out, np.int32)}
     m = node_model("QLinearConv", [("x", ["N", *shape[1:]], elem(x_dt))], [("y", elem(x_dt))], inits=inits,
                    opset=10, input_names=["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "B"], **c)
     check_onnx_model(m, {"x": qrand(x_dt, shape)}, **EXACT, opset=11)
@@ -248,11 +251,13 @@ def test_qlinear_conv_bit_exact(case, x_dt, w_dt, per_channel):
 def test_qlinear_conv_channels_last_matches_onnxruntime():
     """An NHWC QLinearConv (weights [M, kh, kw, C/group], as Conv's) equals onnxruntime's NCHW one."""
     x, w = qrand(np.uint8, (1, 4, 6, 6)), qrand(np.int8, (6, 2, 3, 3))
-    params = {"xs": np.float32(0.02), "xz": np.uint8(128), "ws": RNG.uniform(0.01, 0.03, 6).astype(np.float32),
-              "wz": np.zeros(6, np.int8), "ys": np.float32(0.09), "yz": np.uint8(100)}
+    ws = RNG.uniform(0.01, 0.03, 6).astype(np.float32)
+    params = {"xs": np.float32(0.02), "xz": np.uint8(128), "ws": ws, "wz": np.zeros(6, np.int8),
+              "ys": np.float32(0.09), "yz": np.uint8(100)}
     attrs = {"group": 2, "pads": [1, 1, 1, 1]}
-    m = node_model("QLinearConv", [("x", [1, 4, 6, 6], TP.UINT8)], [("y", TP.UINT8)], inits={**params, "w": w},
-                   opset=10, input_names=["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"], **attrs)
+    names = ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz"]
+    m = node_model("QLinearConv", [("x", [1, 4, 6, 6], TP.UINT8)], [("y", TP.UINT8)],
+                   inits={**params, "w": w}, opset=10, input_names=names, **attrs)
     expected = ort_run(m, {"x": x})[0]
     g = Graph("nhwc")
     g.add_input("x", np.uint8, ("N", 6, 6, 4))
@@ -274,7 +279,8 @@ def test_qlinear_macs():
               "b": np.zeros((16, 4), np.uint8)}.items()}
     g.add_input("x", np.uint8, (1, 4, 10, 10))
     s, z = names["s"], names["z"]
-    conv = g.add_node("QLinearConv", ["x", s, z, names["w"], s, z, s, z], ["y"], {"group": 2, "pads": [1] * 4})
+    conv = g.add_node("QLinearConv", ["x", s, z, names["w"], s, z, s, z], ["y"],
+                      {"group": 2, "pads": [1] * 4})
     g.add_input("a", np.uint8, (3, 16))
     mm = g.add_node("QLinearMatMul", ["a", s, z, names["b"], s, z, s, z], ["m"])
     g.outputs = ["y", "m"]

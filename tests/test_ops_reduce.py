@@ -73,15 +73,28 @@ def test_reduce_noop_with_empty_axes(op):
     check_onnx_model(reduce_model(op, [2, 3], noop_with_empty_axes=1), {"x": x})
 
 
-@pytest.mark.parametrize("op,dtype", [("ReduceSum", np.int32), ("ReduceSum", np.int64), ("ReduceMax", np.int8),
-                                      ("ReduceMin", np.uint8), ("ReduceProd", np.int32),
-                                      ("ReduceMean", np.int32), ("ReduceMax", np.int64),
-                                      ("ReduceL1", np.int32), ("ReduceSumSquare", np.int64)])
+INTEGER_CASES = [("ReduceSum", np.int32), ("ReduceSum", np.int64), ("ReduceMax", np.int8),
+                 ("ReduceMin", np.uint8), ("ReduceProd", np.int32), ("ReduceMean", np.int32),
+                 ("ReduceMax", np.int64), ("ReduceL1", np.int32), ("ReduceSumSquare", np.int64)]
+
+
+@pytest.mark.parametrize("op,dtype", INTEGER_CASES)
 def test_reduce_integer_exact(op, dtype):
     elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     lo = 0 if np.dtype(dtype).kind == "u" else -9
     x = data([3, 4, 5], dtype, lo=lo, hi=10)
     check_onnx_model(reduce_model(op, [3, 4, 5], elem, axes=[1], keepdims=0), {"x": x}, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceL1", "ReduceL2", "ReduceSumSquare",
+                                "ReduceLogSum", "ReduceLogSumExp", "ReduceMax"])
+@pytest.mark.parametrize("seed", range(3))
+def test_reduce_float16_accumulates_like_onnxruntime(op, seed):
+    """Long float16 sums: accumulated in float32 and rounded once, they match onnxruntime exactly."""
+    x = (np.random.default_rng(seed).standard_normal([4, 300]) * 3).astype(np.float16)
+    x = np.abs(x) if op == "ReduceLogSum" else x
+    m = reduce_model(op, [4, 300], TP.FLOAT16, axes=[1], keepdims=0)
+    check_onnx_model(m, {"x": x}, rtol=0, atol=0)
 
 
 def test_reduce_max_bool():
@@ -143,7 +156,8 @@ def test_reduce_export_runtime_axes_needs_new_opset():
     to_model(g, opset=18)
 
 
-@pytest.mark.parametrize("elem_type,model_opset,target,needed", [(TP.BOOL, 20, 18, 20), (TP.INT8, 18, 11, 12)])
+@pytest.mark.parametrize("elem_type,model_opset,target,needed",
+                         [(TP.BOOL, 20, 18, 20), (TP.INT8, 18, 11, 12)])
 def test_reduce_export_refuses_types_the_opset_lacks(elem_type, model_opset, target, needed):
     g = normalize(from_model(reduce_model("ReduceMax", [3, 4], elem_type, axes=[1], opset=model_opset)))
     with pytest.raises(ConvertError, match=f"opset {needed}"):

@@ -19,6 +19,7 @@ from convertkit.canonical_ir.ops import (  # noqa: F401,E402  (imported for regi
     resize,
     norm,
     linalg,
+    attention,
     shape_ops,
     indexing,
     reduce,

@@ -57,8 +57,9 @@ def _infer(ctx: InferContext) -> list[TensorType]:
         raise ctx.error("past_key and past_value must be given together")
     if ctx.has(4) and ctx.has(6):
         raise ctx.error("nonpad_kv_seqlen cannot be combined with past_key/past_value")
-    if ctx.attrs["softmax_precision"] is not None and dtypes.from_onnx(ctx.attrs["softmax_precision"]) is None:
-        raise ctx.error(f"softmax_precision={ctx.attrs['softmax_precision']} names a type convertkit lacks")
+    precision = ctx.attrs["softmax_precision"]
+    if precision is not None and dtypes.from_onnx(precision) is None:
+        raise ctx.error(f"softmax_precision={precision} names a type convertkit lacks")
     d, dt = _dims(ctx), ctx.dtype(0)
     if isinstance(d["hq"], int) and isinstance(d["hkv"], int) and d["hq"] % max(d["hkv"], 1):
         raise ctx.error(f"{d['hq']} query heads are not a multiple of {d['hkv']} key/value heads")

@@ -239,6 +239,3 @@ def _det_infer(ctx: InferContext) -> list[TensorType]:
 def det(x):
     """Det: determinant of each trailing square matrix (float16 computed in float32: LAPACK lacks it)."""
     return np.asarray(np.linalg.det(x.astype(np.float32) if x.dtype == np.float16 else x)).astype(x.dtype)
-
-
-from convertkit.canonical_ir.ops import attention  # noqa: F401  (registers Attention)

@@ -69,7 +69,8 @@ def _check_param(ctx: InferContext, i: int, x_shape: tuple, axis: int, block_siz
             not (isinstance(a, int) and isinstance(b, int)) or
             (a == b if j != ax else -(-a // block_size) == b) for j, (a, b) in enumerate(zip(x_shape, p)))
     else:
-        ok = len(p) == 1 and (not isinstance(p[0], int) or not isinstance(x_shape[ax], int) or p[0] == x_shape[ax])
+        n = x_shape[ax]
+        ok = len(p) == 1 and (not isinstance(p[0], int) or not isinstance(n, int) or p[0] == n)
     if not ok:
         mode = f"blocked (block_size {block_size})" if block_size > 0 else "per-axis"
         raise ctx.error(f"{what} of shape {list(p)} does not fit {mode} quantization of {list(x_shape)} "

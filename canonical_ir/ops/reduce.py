@@ -88,9 +88,9 @@ def _mean(x: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
 
 
 def _float_op(fn: Callable[[np.ndarray, tuple, bool], np.ndarray]):
-    """Evaluate in floating point (float64 for integer inputs) and cast back to the input dtype."""
+    """Evaluate in floating point (float32 for float16, float64 for integers), cast back to the input's."""
     def run(x: np.ndarray, axes: tuple, keepdims: bool) -> np.ndarray:
-        xf = x if x.dtype.kind == "f" else x.astype(np.float64)
+        xf = x.astype(_acc(x.dtype)) if x.dtype.kind == "f" else x.astype(np.float64)
         return fn(xf, axes, keepdims).astype(x.dtype)
     return run
 

@@ -14,7 +14,9 @@ MAX_FOLD_BYTES = 64 << 20
 """A folded result larger than this stays an op (e.g. a huge ConstantOfShape stays small in the file)."""
 
 NEVER_FOLD = frozenset({"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
-                        "Bernoulli", "Multinomial"})
+                        "Bernoulli", "Multinomial", "DequantizeLinear"})
+"""Random ops; and DequantizeLinear, whose int8 weights and quantization parameters must survive to the
+backends (folding would turn a quantized model's weights back into float)."""
 
 
 def _fold_from_type(graph: Graph, node: Node) -> list[np.ndarray] | None:

@@ -4,7 +4,7 @@ The symbol file holds the graph (any of MXNet's three JSON dialects, see :mod:`.
 file the weights (read with numpy, see :mod:`.params`). Variables found in the params file become
 constants; the others are graph inputs, except training labels (SoftmaxOutput's), which are dropped.
 MXNet stores no input shapes, so each input gets a symbolic batch and spatial size, with its rank and
-channel count read off the first layer that consumes it (or given with ``input_shapes``). Every op
+channel count read off the first layer that consumes it (or given with ``inputs``). Every op
 the IR cannot take, and every attribute value that cannot be converted faithfully, is listed in one
 error.
 """
@@ -39,17 +39,18 @@ BATCH = "N"
 
 
 def load(path: str | os.PathLike, weights: str | os.PathLike | None = None, *,
-         input_shapes: Mapping[str, Sequence[int | str | None]] | None = None) -> Graph:
+         inputs: Mapping[str, Sequence[int | str | None] | None] | None = None) -> Graph:
     """Read an MXNet model: ``path`` is the symbol file, its prefix, or a folder holding one model.
 
     ``weights`` names the ``.params`` file; by default it is the one beside the symbol with the same
-    prefix and the highest epoch. ``input_shapes`` fixes input shapes (None or a string for a
-    symbolic dimension); by default they are derived from the graph, with symbolic batch and size.
+    prefix and the highest epoch. ``inputs`` maps input names to shapes (a None or string entry is
+    a symbolic dimension; a None shape keeps the default), as the CLI's ``--inputs data=1x3x112x112``
+    gives; by default shapes are derived from the graph, with symbolic batch and sizes.
     """
     symbol_path, params_path = find_files(path, weights)
     symbol = read_symbol(symbol_path)
     params = split_prefixes(read_params(params_path)) if params_path is not None else None
-    return from_symbol(symbol, params, input_shapes=input_shapes, name=_prefix(symbol_path),
+    return from_symbol(symbol, params, inputs=inputs, name=_prefix(symbol_path),
                        params_source=str(params_path) if params_path else None,
                        expected_params=f"{_prefix(symbol_path)}-NNNN.params")
 
@@ -125,7 +126,7 @@ def _symbol_in_folder(folder: Path) -> Path:
 
 # -------------------------------------------------------------------------------- conversion
 def from_symbol(symbol: Symbol, params: Mapping[str, np.ndarray] | None, *,
-                input_shapes: Mapping[str, Sequence[int | str | None]] | None = None,
+                inputs: Mapping[str, Sequence[int | str | None] | None] | None = None,
                 name: str = "mxnet", params_source: str | None = None,
                 expected_params: str | None = None) -> Graph:
     """Convert a parsed symbol and its parameters (names without ``arg:``/``aux:``).
@@ -136,12 +137,13 @@ def from_symbol(symbol: Symbol, params: Mapping[str, np.ndarray] | None, *,
     uses = symbol.consumers()
     kinds = _classify_variables(symbol, params, uses)
     _check_weights(symbol, kinds, params, params_source, expected_params)
-    inputs = [n.name for n in symbol.nodes if kinds.get(n.index) == "input"]
-    unknown = set(input_shapes or {}) - set(inputs)
+    names = [n.name for n in symbol.nodes if kinds.get(n.index) == "input"]
+    shapes = {k: v for k, v in (inputs or {}).items() if v is not None}
+    unknown = set(inputs or {}) - set(names)
     if unknown:
-        raise UsageError(f"input_shapes names {sorted(unknown)}, which are not inputs of the model",
-                         hint=f"inputs are {', '.join(inputs) or 'none'}")
-    return _Builder(symbol, params, kinds, uses, dict(input_shapes or {}), name, params_source).build()
+        raise UsageError(f"{', '.join(sorted(unknown))}: not an input of the model (MXNet graphs can "
+                         "only be given shapes, not cut)", hint=f"inputs are {', '.join(names) or 'none'}")
+    return _Builder(symbol, params, kinds, uses, shapes, name, params_source).build()
 
 
 class _Builder:
@@ -208,8 +210,8 @@ class _Builder:
             if node.op not in SAME_SHAPE_OPS or not known:
                 raise ModelFileError(f"cannot tell the shape of input {pend.name!r} from the symbol",
                                      where=self.symbol.source,
-                                     hint="give it: convertkit.frontends.mxnet.load(path, "
-                                          f"input_shapes={{'{pend.name}': (1, 3, 224, 224)}})")
+                                     hint=f"give it, e.g. --inputs {pend.name}=1x3x224x224 "
+                                          f"(inputs={{'{pend.name}': (1, 3, 224, 224)}} in Python)")
             self._add_input(pend, self.g.tensor(known[0]).shape)
 
     def _convert(self, node: SymNode) -> list[str] | None:

@@ -61,9 +61,9 @@ class ConvertContext:
     """One MXNet node being converted."""
 
     def __init__(self, graph: Graph, node: SymNode, inputs: list[str | None], source: str,
-                 used_outputs: set[int] | None = None) -> None:
+                 used_outputs: set[int]) -> None:
         self.graph = graph
-        self.used_outputs = used_outputs if used_outputs is not None else set(range(64))
+        self.used_outputs = used_outputs
         """Indices of this node's outputs that other nodes (or the graph outputs) use."""
         self.node = node
         self.op_type = node.op

@@ -447,7 +447,8 @@ def _nearest_to(ctx: ConvertContext, x: str, first: str, scale: int) -> str:
     if all(isinstance(d, int) for d in (*head, *base)):
         sizes = ctx.const([*head, *(b * scale for b in base)], np.int64, "sizes")
     else:
-        spatial = ctx.op("Mul", [ctx.op("Shape", [first], {"start": 2}), ctx.const([scale], np.int64, "scale")])
+        spatial = ctx.op("Mul", [ctx.op("Shape", [first], {"start": 2}),
+                                 ctx.const([scale], np.int64, "scale")])
         sizes = ctx.op("Concat", [ctx.op("Shape", [x], {"start": 0, "end": 2}), spatial], {"axis": 0})
     return ctx.op("Resize", [x, None, None, sizes], _NEAREST)
 

@@ -56,8 +56,8 @@ class _Reader:
     def unpack(self, fmt: str, what: str) -> tuple:
         return struct.unpack("<" + fmt, self.take(struct.calcsize("<" + fmt), what))
 
-    def error(self, message: str) -> ModelFileError:
-        return ModelFileError(message, where=self.source)
+    def error(self, message: str, hint: str | None = None) -> ModelFileError:
+        return ModelFileError(message, where=self.source, hint=hint)
 
 
 def read_params(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -108,8 +108,9 @@ def _read_array(r: _Reader, index: int) -> np.ndarray:
     if magic in (V2_MAGIC, V3_MAGIC):
         (stype,) = r.unpack("i", what)
         if stype != 0:
-            raise r.error(f"array {index} is stored as {STORAGE_NAMES.get(stype, f'storage type {stype}')}; "
-                          "only dense arrays are supported", hint="save the parameters with .tostype('default')")
+            kind = STORAGE_NAMES.get(stype, f"storage type {stype}")
+            raise r.error(f"array {index} is stored as {kind}; only dense arrays are supported",
+                          hint="save the parameters with .tostype('default')")
         shape = _read_shape(r, what, signed_rank=magic == V3_MAGIC)
     elif magic == V1_MAGIC:
         shape = _read_shape(r, what, signed_rank=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ def parse_symbol(doc: Any, source: str = "<symbol>") -> Symbol:
     """Validate a decoded symbol JSON document and normalize it."""
     def bad(message: str) -> ModelFileError:
         return ModelFileError(f"not an MXNet symbol file: {message}", where=source,
-                              hint="MXNet symbol files (*-symbol.json) hold 'nodes', 'arg_nodes' and 'heads'")
+                              hint="MXNet symbol files (*-symbol.json) hold 'nodes' and 'heads'")
 
     if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list) or "heads" not in doc:
         raise bad("expected a JSON object with 'nodes' and 'heads'")
@@ -101,7 +102,8 @@ def parse_symbol(doc: Any, source: str = "<symbol>") -> Symbol:
     nodes: list[SymNode] = []
     remap: dict[int, int] = {}  # file index -> index in ``nodes`` (synthetic aux nodes shift them)
     for i, raw in enumerate(raw_nodes):
-        if not isinstance(raw, dict) or not isinstance(raw.get("op"), str) or not isinstance(raw.get("name"), str):
+        if not (isinstance(raw, dict) and isinstance(raw.get("op"), str)
+                and isinstance(raw.get("name"), str)):
             raise bad(f"node {i} lacks an 'op' or 'name' string")
         attrs = _merge_attrs(raw, i, bad)
         inputs = [_entry(e, i, len(raw_nodes), bad, "input") for e in raw.get("inputs", [])]
@@ -167,9 +169,6 @@ class Attrs:
         self.raw = dict(raw)
         self.read: set[str] = set()
 
-    def __contains__(self, key: str) -> bool:
-        return key in self.raw and self.raw[key] not in ("None", "")
-
     def _get(self, key: str) -> str | None:
         self.read.add(key)
         value = self.raw.get(key)
@@ -194,9 +193,12 @@ class Attrs:
         if value is None:
             return default
         try:
-            return int(float(value)) if float(value).is_integer() else _fail(key, value, "is not an integer")
+            number = float(value)
         except ValueError:
-            raise AttrError(key, value, "is not an integer") from None
+            number = math.nan
+        if not number.is_integer():
+            raise AttrError(key, value, "is not an integer")
+        return int(number)
 
     def float(self, key: str, default: float | None = None) -> float | None:
         value = self._get(key)
@@ -233,7 +235,7 @@ class Attrs:
         if value is None:
             return None
         try:
-            parsed = ast.literal_eval(value.replace("L", ""))
+            parsed = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             raise AttrError(key, value, "is not a tuple of integers") from None
         items = parsed if isinstance(parsed, (tuple, list)) else (parsed,)
@@ -246,6 +248,3 @@ class Attrs:
         return sorted(k for k in self.raw if k not in self.read and k not in HARMLESS_ATTRS
                       and not _HARMLESS_RE.search(k))
 
-
-def _fail(key: str, value: str, why: str):
-    raise AttrError(key, value, why)

@@ -135,7 +135,7 @@ def fill_like(ctx: ConvertContext) -> None:
     ctx.emit("Expand", [value, ctx.op("Shape", [x])])
 
 
-@converter("add_n", "ElementWiseSum", "_sum")
+@converter("add_n", "ElementWiseSum")
 def add_n(ctx: ConvertContext) -> None:
     ctx.attrs.ignore("num_args")
     ctx.emit("Sum", [ctx.input(i) for i in range(len(ctx.inputs))])

@@ -60,7 +60,8 @@ def check_types(ctx: ExportContext, op: str | None = None) -> None:
         need = next((v for v in range(ctx.opset + 1, newest + 1) if _accepts(op, v, port, ts)), None)
         if need is None:
             raise ctx.error(f"ONNX {op} does not take {dt} (input {port})")
-        raise ctx.error(f"{op} on {dt} (input {port}) needs opset {need}", hint=f"choose --opset {need} or newer")
+        raise ctx.error(f"{op} on {dt} (input {port}) needs opset {need}",
+                        hint=f"choose --opset {need} or newer")
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -75,7 +76,8 @@ def write_checked(ctx: ExportContext) -> None:
     are dropped when they hold their canonical default and refused otherwise."""
     check_types(ctx)
     if ctx.attrs.get("layout", "NCHW") != "NCHW":
-        raise ctx.error(f"layout {ctx.attrs['layout']} has no ONNX form", hint="convert the graph to NCHW first")
+        raise ctx.error(f"layout {ctx.attrs['layout']} has no ONNX form",
+                        hint="convert the graph to NCHW first")
     known = onnx.defs.get_schema(ctx.node.op, ctx.opset, "").attributes
     defaults = get_schema(ctx.node.op).attrs
     attrs = {}
@@ -127,7 +129,6 @@ ATTENTION_DEFAULTS = {"is_causal": 0, "qk_matmul_output_mode": 0, "softcap": 0.0
 @exporter("Attention", since=23)
 def attention(ctx: ExportContext) -> None:
     """The ONNX op where the target opset has every feature the node uses, else the decomposition."""
-    check_types(ctx)
     attrs = {k: v for k, v in ctx.attrs.items() if v is not None and ATTENTION_DEFAULTS.get(k) != v}
     if ctx.graph.tensor(ctx.input(0)).rank == 4:
         attrs.pop("q_num_heads", None)
@@ -137,6 +138,7 @@ def attention(ctx: ExportContext) -> None:
     if too_new:
         _AttentionWriter(ctx).write()
         return
+    check_types(ctx)
     ctx.make_node("Attention", [ctx.input(i) for i in range(len(ctx.inputs))], **attrs)
 
 
@@ -144,13 +146,17 @@ def attention(ctx: ExportContext) -> None:
 def attention_decomposed(ctx: ExportContext) -> None:
     """Before opset 23: the same computation from MatMul, Softmax and friends.
 
-    Needs static head counts and head sizes, and static sequence lengths where a causal or window mask
-    is built (a constant, or from nonpad_kv_seqlen at run time) or a mask shorter than the keys padded.
+    This needs static head counts and head sizes, and static sequence lengths where a causal or window
+    mask is built (a constant, or from nonpad_kv_seqlen at run time) or a short mask is padded.
     """
     _AttentionWriter(ctx).write()
 
 
 class _AttentionWriter:
+    """Writes one Attention node as ONNX MatMul/Softmax/... nodes (the canonical kernel, step by step)."""
+
+    HINT = "choose a newer --opset (ONNX has Attention from 23, nonpad_kv_seqlen from 24, windows from 25)"
+
     def __init__(self, ctx: ExportContext) -> None:
         self.ctx, self.a = ctx, get_schema("Attention").resolve_attrs(ctx.attrs)
         q, k, v = (ctx.graph.tensor(ctx.input(i)) for i in range(3))
@@ -163,10 +169,11 @@ class _AttentionWriter:
             self.hq, self.hkv, self.dk, self.dv = q.shape[1], k.shape[1], q.shape[3], v.shape[3]
             self.sq, self.skv = q.shape[2], k.shape[2]
         if not all(isinstance(d, int) for d in (self.hq, self.hkv, self.dk, self.dv)):
-            raise ctx.error("Attention before opset 23 needs static head counts and head sizes",
-                            hint="choose --opset 23 or newer")
+            raise ctx.error(f"writing Attention as a subgraph at opset {ctx.opset} needs static head counts "
+                            "and head sizes", hint=self.HINT)
         self.past = ctx.graph.tensor(ctx.input(4)).shape[2] if ctx.has_input(4) else 0
-        self.total = self.skv + self.past if isinstance(self.skv, int) and isinstance(self.past, int) else None
+        known = isinstance(self.skv, int) and isinstance(self.past, int)
+        self.total = self.skv + self.past if known else None
 
     @staticmethod
     def _div(a, b):
@@ -183,8 +190,9 @@ class _AttentionWriter:
 
     def static(self, *dims: Any) -> None:
         if not all(isinstance(d, int) for d in dims):
-            raise self.ctx.error("Attention with a causal or window mask, or a mask shorter than the keys, "
-                                 "needs static sequence lengths before opset 23", hint="choose --opset 23 or newer")
+            raise self.ctx.error(f"writing Attention as a subgraph at opset {self.ctx.opset} with a causal "
+                                 "or window mask, or a mask shorter than the keys, needs static sequence "
+                                 "lengths", hint=self.HINT)
 
     def heads(self, x: str, h: int, d: int) -> str:
         if not self.three_d:
@@ -258,7 +266,8 @@ class _AttentionWriter:
                 allowed = self.node("And", [allowed, ok])
         return self.node("Where", [allowed, self.const(0), self.const(-np.inf)])
 
-    def guard_dead_rows(self, probs: str, bias: str | None, const_bias: np.ndarray | None, dt: np.dtype) -> str:
+    def guard_dead_rows(self, probs: str, bias: str | None, const_bias: np.ndarray | None,
+                        dt: np.dtype) -> str:
         """Rows whose keys are all masked give zeros (a bare Softmax would give NaN)."""
         if bias is None:
             return probs
@@ -270,7 +279,8 @@ class _AttentionWriter:
         else:
             axes = {"axes": [-1]} if self.ctx.opset < 18 else {}
             ins = [bias] if self.ctx.opset < 18 else [bias, self.const([-1], np.int64)]
-            dead_t = self.node("Equal", [self.node("ReduceMax", ins, keepdims=1, **axes), self.const(-np.inf)])
+            row_max = self.node("ReduceMax", ins, keepdims=1, **axes)
+            dead_t = self.node("Equal", [row_max, self.const(-np.inf)])
         return self.node("Where", [dead_t, self.const(0, dt), probs])
 
     def write(self) -> None:

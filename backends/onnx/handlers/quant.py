@@ -25,11 +25,16 @@ def _shape(ctx: ExportContext, i: int) -> tuple:
     return ctx.graph.tensor(ctx.input(i)).shape
 
 
+def _per_tensor(ctx: ExportContext) -> bool:
+    """A scalar (or one-element) scale; a symbolic dim counts as possibly more."""
+    return all(d == 1 for d in _shape(ctx, 1))
+
+
 def _granularity(ctx: ExportContext) -> list[tuple[int, str]]:
     """(opset needed, why) for the per-axis / blocked forms."""
     if ctx.attrs.get("block_size", 0):
         return [(21, "blocked quantization")]
-    if int(np.prod(_shape(ctx, 1), dtype=np.int64)) > 1:
+    if not _per_tensor(ctx):
         return [(13, "per-axis quantization")]
     return []
 
@@ -46,7 +51,7 @@ def _axis_attrs(ctx: ExportContext) -> dict:
     """axis (13+) and block_size (21+), left out where they are defaults or meaningless."""
     attrs = {}
     block = int(ctx.attrs.get("block_size", 0))
-    if ctx.opset >= 13 and (block or int(np.prod(_shape(ctx, 1), dtype=np.int64)) > 1):
+    if ctx.opset >= 13 and (block or not _per_tensor(ctx)):
         attrs["axis"] = int(ctx.attrs.get("axis", 1))
     if block:
         attrs["block_size"] = block
