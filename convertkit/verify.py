@@ -110,10 +110,11 @@ def verify(source: Path, source_format: str, output: Path, target: str, seed: in
 
 def format_diffs(diffs: list[OutputDiff], source_label: str, converted_label: str, n: int = 6) -> str:
     lines = []
+    w = max(len(source_label), len(converted_label))
     for d in diffs:
         lines.append(f"output {d.name} {list(d.shape)}: max abs error {d.max_abs:.3g}, "
                      f"max rel error {d.max_rel:.3g}")
         a, b = d.source.reshape(-1)[:n], d.converted.reshape(-1)[:n]
-        lines.append(f"  {source_label:>10}: " + " ".join(f"{v: .6f}" for v in a.astype(np.float64)))
-        lines.append(f"  {converted_label:>10}: " + " ".join(f"{v: .6f}" for v in b.astype(np.float64)))
+        lines.append(f"  {source_label:>{w}}: " + " ".join(f"{v: .6f}" for v in a.astype(np.float64)))
+        lines.append(f"  {converted_label:>{w}}: " + " ".join(f"{v: .6f}" for v in b.astype(np.float64)))
     return "\n".join(lines)
