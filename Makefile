@@ -13,9 +13,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
-## demo: the main job on a shipped fixture, its outputs printed beside the source runtime's
+## demo: the main job on a shipped fixture: a TensorFlow SavedModel to ONNX, its outputs in onnxruntime
+## printed beside TensorFlow's (becomes TensorFlow -> C bundle, compiled and run, when that backend lands)
 demo: $(STAMP)
-	$(VENV)/bin/convertkit fixtures/onnx/small_cnn.onnx --to onnx -o out/small_cnn.onnx --verify
+	$(VENV)/bin/convertkit fixtures/tf/mobilenet_v2 --to onnx -o out/mobilenet_v2.onnx --verify
 
 ## test: the whole test suite (prints the skip count; CI installs every optional runtime)
 test: $(STAMP)
@@ -25,6 +26,7 @@ test: $(STAMP)
 fixtures: $(STAMP)
 	$(PY) fixtures/make_onnx_fixtures.py
 	$(PY) fixtures/make_caffe2_fixtures.py
+	$(PY) fixtures/make_tf_fixtures.py
 
 ## fixtures-mxnet: regenerate fixtures/mxnet/ in a venv of its own (mxnet 1.9.1 needs numpy < 1.24)
 fixtures-mxnet:
@@ -35,6 +37,7 @@ fixtures-mxnet:
 ## bench: benchmarks against peer tools (figures, not pass/fail)
 bench: $(STAMP)
 	$(PY) bench/bench_onnx_scale.py
+	$(PY) bench/bench_tf_to_onnx.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

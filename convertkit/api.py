@@ -47,18 +47,22 @@ def save(graph: Graph, path: PathLike, *, format: str | None = None, **options: 
 def convert(src: PathLike, *, to: str | None = None, output: PathLike, format: str | None = None,
             weights: PathLike | None = None, dump_after: str | None = None,
             on_dump: Callable[[str, Graph], None] | None = None,
-            frontend_options: dict[str, Any] | None = None, **options: Any) -> Path:
+            frontend_options: dict[str, Any] | None = None, input_layout: str | None = None,
+            output_layout: str | None = None, **options: Any) -> Path:
     """Convert the model at ``src`` into ``to`` at ``output``; returns the written path.
 
     ``dump_after`` names a pipeline pass after which ``on_dump(pass_name, graph)`` is called.
     ``frontend_options`` go to the frontend (see :func:`load`); other options go to the backend
-    (``opset=...`` for ONNX).
+    (``opset=...`` for ONNX) and to the pipeline, which legalizes for that target.
+    ``input_layout``/``output_layout`` ("NCHW" or "NHWC") set the layout of the written model's
+    image-like inputs/outputs; by default they keep the source model's.
     """
     target = to or target_from_path(output)
     if target is None:
         raise UsageError("no target format", hint="pass to='onnx' (or an output path ending in .onnx)")
     backends.get_exporter(target)  # fail on an unknown target before the (possibly slow) load
-    manager = make_manager(target, dump_after=dump_after, on_dump=on_dump)
+    manager = make_manager(target, dump_after=dump_after, on_dump=on_dump, input_layout=input_layout,
+                           output_layout=output_layout, **options)
     graph = load(src, format=format, weights=weights, normalize=False, **(frontend_options or {}))
     manager.run(graph)
     return save(graph, output, format=target, **options)

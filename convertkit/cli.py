@@ -1,6 +1,6 @@
 """The command line.
 
-    convertkit MODEL --to onnx -o OUT [--opset 17] [--verify]
+    convertkit MODEL --to onnx -o OUT [--opset 17] [--input-layout NHWC] [--verify]
     convertkit inspect MODEL [--json]
     convertkit --print-passes [--to onnx]
 
@@ -48,6 +48,10 @@ def _convert_parser() -> argparse.ArgumentParser:
     tf.add_argument("--signature", help="SavedModel signature (default: serving_default)")
     tf.add_argument("--tag", help="SavedModel tag set, comma-separated (default: serve)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset to write (default 17)")
+    p.add_argument("--input-layout", choices=("NCHW", "NHWC"),
+                   help="layout of the written model's image inputs (default: the source model's)")
+    p.add_argument("--output-layout", choices=("NCHW", "NHWC"),
+                   help="layout of the written model's image outputs (default: the source model's)")
     p.add_argument("--external-data", action="store_true",
                    help="ONNX: write weights to OUT.data beside the model (automatic above 2 GB)")
     p.add_argument("--verify", action="store_true",
@@ -95,8 +99,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from convertkit import api
     from convertkit.pipeline import make_manager
 
+    layouts = {"input_layout": args.input_layout, "output_layout": args.output_layout}
     if args.print_passes:
-        print(make_manager(args.to).describe())
+        print(make_manager(args.to, opset=args.opset, **layouts).describe())
         return 0
     if not args.model:
         raise UsageError("no model given", hint="convertkit MODEL --to onnx -o OUT")
@@ -115,7 +120,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
     out = api.convert(args.model, to=args.to, output=args.output, format=args.format, weights=args.weights,
                       dump_after=args.dump_after, on_dump=dump, frontend_options=_frontend_options(args),
-                      **options)
+                      **layouts, **options)
     if not args.quiet:
         print(f"wrote {out}")
     if args.verify:
@@ -125,7 +130,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         src_fmt = args.format or detect_format(args.model)
         target = args.to or target_from_path(out)
         diffs = verify(Path(args.model), src_fmt, out, target,
-                       weights=Path(args.weights) if args.weights else None)
+                       weights=Path(args.weights) if args.weights else None,
+                       frontend_options=_frontend_options(args))
         print(format_diffs(diffs, source_label(src_fmt), f"{target} out"))
         worst = max((d.max_abs / (1e-5 + 1e-4 * float(abs(d.source).max(initial=0))) for d in diffs),
                     default=0)

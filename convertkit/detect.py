@@ -75,6 +75,9 @@ def _detect_file(p: Path) -> str:
         return _detect_json(p)
     if _is_caffe2_name(p):
         return "caffe2"
+    if p.name in ("saved_model.pb", "saved_model.pbtxt"):
+        raise UnknownFormatError("this is the graph file of a TensorFlow SavedModel", where=str(p),
+                                 hint=f"pass its folder: {p.parent}")
     if p.suffix == ".onnx" or head[0] == 0x08:  # ModelProto starts with ir_version (field 1, varint)
         return "onnx"
     if p.suffix in (".pb", ".pbtxt"):

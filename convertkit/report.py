@@ -9,6 +9,15 @@ from convertkit.canonical_ir.graph import Graph
 from convertkit.canonical_ir.ops import InferContext, get_schema
 from convertkit.canonical_ir.ops.registry import elements
 
+NOT_WEIGHTS: dict[str, frozenset[int]] = {
+    "Resize": frozenset({1, 2, 3}),   # roi, scales, sizes
+    "Pad": frozenset({1, 2, 3}),      # pads, constant_value, axes
+    "Clip": frozenset({1, 2}),        # bounds
+    "Range": frozenset({0, 1, 2}),
+    "ConstantOfShape": frozenset({0}),
+}
+"""Input ports whose constants configure an op rather than hold learned weights (not parameters)."""
+
 PARAM_DTYPES = frozenset(np.dtype(t) for t in ("float16", "float32", "float64", "int8", "uint8", "int16"))
 """Constants of these dtypes and rank >= 1 count as parameters, as frameworks count weights: scalars
 (clip bounds, scales in arithmetic) and integer tensors (shapes, axes, indices) are not parameters."""
@@ -54,8 +63,9 @@ def inspect_graph(graph: Graph) -> ModelReport:
     order = graph.topo_order()
     for node in order:
         params = 0
-        for name in graph.inputs_of(node):
-            t = graph.tensor(name) if name is not None else None
+        skip = NOT_WEIGHTS.get(node.op, frozenset())
+        for port, name in enumerate(graph.inputs_of(node)):
+            t = graph.tensor(name) if name is not None and port not in skip else None
             if t is not None and t.is_const and name not in seen:
                 seen.add(name)
                 if t.dtype in PARAM_DTYPES and t.value.ndim >= 1:

@@ -55,9 +55,38 @@ _ORT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(f
               "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(int8)": "int8",
               "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
 
-RUNNERS: dict[str, Runner] = {"onnx": _run_onnx}
+TF_FORMATS = ("tf-saved-model", "keras", "keras-h5", "tf-graphdef")
+
+
+def _tf_runner(fmt: str) -> Runner:
+    """Run a TensorFlow model in TensorFlow. Keyword options (``signature``, ``tag``, ``outputs``) are
+    the frontend options the model was converted with; without them the defaults the frontend uses."""
+    def run(path: Path, feeds: dict[str, np.ndarray], **options) -> dict[str, np.ndarray]:
+        from convertkit.frontends.tensorflow import runtime
+
+        return runtime.run(path, fmt, feeds, **options)
+    return run
+
+
+def _tf_inputs(fmt: str) -> Callable[[Path], list[tuple[str, np.dtype, list]]]:
+    """Input names, dtypes and shapes of a TensorFlow model as convertkit reads it (symbolic dims as
+    for ONNX: 1 for the batch, 32 elsewhere)."""
+    def specs(path: Path) -> list[tuple[str, np.dtype, list]]:
+        from convertkit.frontends import load
+
+        graph = load(path, fmt)
+        out = []
+        for name in graph.inputs:
+            t = graph.tensor(name)
+            out.append((name, t.dtype, [d if isinstance(d, int) else (1 if k == 0 else 32)
+                                        for k, d in enumerate(t.shape)]))
+        return out
+    return specs
+
+
+RUNNERS: dict[str, Runner] = {"onnx": _run_onnx, **{f: _tf_runner(f) for f in TF_FORMATS}}
 """Format -> function running a model file on feeds in that format's own runtime."""
-INPUT_SPECS = {"onnx": _onnx_inputs}
+INPUT_SPECS = {"onnx": _onnx_inputs, **{f: _tf_inputs(f) for f in TF_FORMATS}}
 
 
 def seeded_inputs(specs: list[tuple[str, np.dtype, list]], seed: int = 0) -> dict[str, np.ndarray]:
@@ -73,13 +102,13 @@ def seeded_inputs(specs: list[tuple[str, np.dtype, list]], seed: int = 0) -> dic
     return feeds
 
 
-def _run_reference(source: Path, source_format: str, weights: Path | None,
-                   feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _run_reference(source: Path, source_format: str, weights: Path | None, feeds: dict[str, np.ndarray],
+                   options: dict) -> dict[str, np.ndarray]:
     """The source model in convertkit's reference interpreter, for formats with no runtime here."""
     from convertkit.api import load
     from convertkit.canonical_ir.interpreter import run
 
-    return run(load(source, format=source_format, weights=weights), feeds)
+    return run(load(source, format=source_format, weights=weights, **options), feeds)
 
 
 def source_label(source_format: str) -> str:
@@ -87,16 +116,21 @@ def source_label(source_format: str) -> str:
 
 
 def verify(source: Path, source_format: str, output: Path, target: str, seed: int = 0,
-           weights: Path | None = None) -> list[OutputDiff]:
+           weights: Path | None = None, frontend_options: dict | None = None) -> list[OutputDiff]:
     """Outputs of both models on the same seeded inputs, paired by position. A source format with no
-    runtime installable here (Caffe2, MXNet) is run in convertkit's reference interpreter instead."""
+    runtime installable here (Caffe2, MXNet) is run in convertkit's reference interpreter instead.
+    ``frontend_options`` are those the model was converted with (signature, outputs, input shapes...),
+    so the source runs the same function."""
     if target not in RUNNERS:
         raise UsageError(f"--verify cannot run {target} models yet", hint=f"it runs: {', '.join(sorted(RUNNERS))}")
+    options = {k: v for k, v in (frontend_options or {}).items() if v is not None}
     feeds = seeded_inputs(INPUT_SPECS[target](Path(output)), seed)
-    if source_format in RUNNERS:
+    if source_format in TF_FORMATS:
+        ref = RUNNERS[source_format](Path(source), feeds, **options)
+    elif source_format in RUNNERS:
         ref = RUNNERS[source_format](Path(source), feeds)
     else:
-        ref = _run_reference(Path(source), source_format, weights, feeds)
+        ref = _run_reference(Path(source), source_format, weights, feeds, options)
     got = RUNNERS[target](Path(output), feeds)
     diffs = []
     for (name, a), b in zip(ref.items(), got.values()):

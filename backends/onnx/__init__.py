@@ -34,12 +34,22 @@ def to_model(graph: Graph, opset: int = DEFAULT_OPSET, producer_version: str = "
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise ExportError(f"opset {opset} is not supported", hint=f"choose {MIN_OPSET}..{newest}")
+    graph = _legal(graph, opset)
     writer = _Writer(graph, opset)
     writer.check_supported()
     writer.write_constant_outputs()
     for node in graph.topo_order():
         writer.write(node)
     return writer.finish(producer_version)
+
+
+def _legal(graph: Graph, opset: int) -> Graph:
+    """``graph`` if ONNX at ``opset`` takes every node, else a legalized copy (NCHW, decomposed)."""
+    from convertkit.backends.onnx.capabilities import capabilities
+    from convertkit.canonical_ir.passes.legalize import legalize, rejected
+
+    caps = capabilities(opset)
+    return legalize(graph.copy(), caps) if rejected(graph, caps) else graph
 
 
 def export(graph: Graph, path: str | os.PathLike, opset: int = DEFAULT_OPSET, *,

@@ -103,6 +103,8 @@ def _quantize_infer(ctx: InferContext) -> list[TensorType]:
     shape, a = ctx.shape(0), ctx.attrs
     if a["precision"]:
         _code_dtype(ctx, a["precision"], "precision")
+    if a["rounding"] not in ROUNDING_MODES:
+        raise ctx.error(f"rounding {a['rounding']!r} is not one of {', '.join(ROUNDING_MODES)}")
     for i, what in ((1, "y_scale"), (2, "y_zero_point")):
         _check_param(ctx, i, shape, a["axis"], a["block_size"], what)
     return [(quantize_output_dtype(ctx), shape)]
@@ -115,21 +117,36 @@ def _division_dtype(x: np.ndarray, scale: np.ndarray, precision: int) -> np.dtyp
     return F32 if dt == np.float16 else dt  # half inputs divide in float32, as onnxruntime does
 
 
-@register("QuantizeLinear", inputs=["x", "y_scale", "y_zero_point?"],
-          attrs={"axis": 1, "block_size": 0, "saturate": 1, "output_dtype": 0, "precision": 0},
-          infer=_quantize_infer)
-def quantize_linear(x, y_scale, y_zero_point=None, *, axis, block_size, saturate, output_dtype, precision):
-    """QuantizeLinear: saturate(round_half_even(x / y_scale) + y_zero_point).
+ROUNDING_MODES = ("half_to_even", "half_away_from_zero")
+"""QuantizeLinear's ``rounding``: ONNX rounds x / scale half to even; TFLite's QUANTIZE (and DESIGN.md's
+int8 scheme) rounds half away from zero (``TfLiteRound``). The attribute is convertkit's, not ONNX's: the
+default is ONNX's, and a TFLite importer or the int8 quantizer sets the other."""
 
-    Output type: the zero point's, else ``output_dtype``, else uint8. ``saturate`` only concerns
-    float8 outputs, which the IR does not have.
+
+@register("QuantizeLinear", inputs=["x", "y_scale", "y_zero_point?"],
+          attrs={"axis": 1, "block_size": 0, "saturate": 1, "output_dtype": 0, "precision": 0,
+                 "rounding": "half_to_even"},
+          infer=_quantize_infer)
+def quantize_linear(x, y_scale, y_zero_point=None, *, axis, block_size, saturate, output_dtype, precision,
+                    rounding="half_to_even"):
+    """QuantizeLinear: saturate(round(x / y_scale) + y_zero_point).
+
+    ``rounding`` is "half_to_even" (ONNX) or "half_away_from_zero" (TFLite's QUANTIZE; the division
+    is then float32, as TFLite's ``val / scale``). Output type: the zero point's, else ``output_dtype``,
+    else uint8. ``saturate`` only concerns float8 outputs, which the IR does not have.
     """
+    if rounding not in ROUNDING_MODES:
+        raise ValueError(f"rounding {rounding!r} is not one of {', '.join(ROUNDING_MODES)}")
     dt = y_zero_point.dtype if y_zero_point is not None else \
         (dtypes.from_onnx(output_dtype) if output_dtype else np.dtype(np.uint8))
     calc = _division_dtype(x, y_scale, precision)
     scale = expand_param(y_scale, x.shape, axis, block_size).astype(calc)
     with np.errstate(all="ignore"):
-        q = np.rint(x.astype(calc) / scale)
+        r = x.astype(calc) / scale
+        if rounding == "half_to_even":
+            q = np.rint(r)
+        else:  # C's round() on the quotient; float64 keeps float32 quotients' ties exact
+            q = np.sign(r) * np.floor(np.abs(r.astype(np.float64)) + 0.5)
     q = np.nan_to_num(q, nan=0.0, posinf=np.iinfo(dt).max, neginf=np.iinfo(dt).min)
     q = np.clip(q, -2.0 ** 62, 2.0 ** 62).astype(np.int64)
     if y_zero_point is not None:

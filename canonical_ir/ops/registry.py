@@ -11,9 +11,14 @@ inputs positionally (None for an absent optional input) and attributes as keywor
 filled in; they return one array or a tuple of arrays. Canonical ops follow the semantics of the
 newest ONNX version of the op of the same name, plus an explicit ``layout`` ("NCHW"/"NHWC") on
 spatial ops; where an op differs from ONNX its docstring says so.
+
+The same op on quantized tensors (integer tensors with ``Tensor.quant``) has TFLite's integer
+semantics; its integer kernel is attached to the op's one schema with :func:`register_quantized`
+(the kernels live in ``canonical_ir/quantize/``).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -26,6 +31,16 @@ REQUIRED = object()
 
 TensorType = tuple[np.dtype, tuple]
 """(dtype, shape) of one output, as inference returns it."""
+
+FUSED_ACTIVATION = "fused_activation"
+"""Optional attribute of the ops in ``FUSABLE``: an activation applied to output 0 in the same step, as
+TFLite's and the C bundle's kernels do. Its value is ``(op, *params)`` with the activation op's
+attributes in schema order (``("Relu",)``, ``("LeakyRelu", 0.1)``) or Clip's bounds
+(``("Clip", 0.0, 6.0)``). Only passes for targets that fuse set it (``passes/fusion.py``); legalization
+splits it back out for the others."""
+
+FUSABLE = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "Mul", "Div",
+                     "AveragePool", "MaxPool", "Concat"})
 
 
 @dataclass
@@ -43,6 +58,9 @@ class OpSchema:
     """Has a ``layout`` attribute (NCHW or NHWC) that the layout pass may rewrite."""
     pass_num_outputs: bool = False
     """The kernel gets ``num_outputs=`` (for ops whose output count is set by the node)."""
+    qkernel: Callable[..., Any] | None = None
+    """Integer kernel ``(inputs, in_quants, out_quants, attrs) -> outputs`` run when the node's tensors
+    are quantized (see :func:`register_quantized`); None: the op has no quantized form."""
 
     # ---- arity
     def _bounds(self, names: Sequence[str]) -> tuple[int, int | None]:
@@ -75,16 +93,21 @@ class OpSchema:
         args = list(inputs)
         if not (self.inputs and self.inputs[-1].endswith("*")):
             args += [None] * (len(self.inputs) - len(args))
+        act = attrs.get(FUSED_ACTIVATION)
+        if FUSED_ACTIVATION in attrs:
+            attrs = {k: v for k, v in attrs.items() if k != FUSED_ACTIVATION}
         if self.pass_num_outputs:
             attrs = {**attrs, "num_outputs": n_outputs}
         result = self.kernel(*args, **attrs)
-        outs = list(result) if isinstance(result, (tuple, list)) else [result]
-        return [np.asarray(o) for o in outs]
+        outs = [np.asarray(o) for o in (list(result) if isinstance(result, (tuple, list)) else [result])]
+        if act is not None:
+            outs[0] = apply_activation(outs[0], act)
+        return outs
 
     # ---- attributes
     def resolve_attrs(self, attrs: dict[str, Any], where: str = "") -> dict[str, Any]:
         """Attributes with defaults filled in; unknown or missing required ones raise ShapeError."""
-        unknown = set(attrs) - set(self.attrs)
+        unknown = set(attrs) - set(self.attrs) - ({FUSED_ACTIVATION} if self.name in FUSABLE else set())
         if unknown:
             raise ShapeError(f"{self.name} has no attribute(s) {sorted(unknown)}", where=where or None)
         out = {}
@@ -95,7 +118,20 @@ class OpSchema:
                 raise ShapeError(f"{self.name} needs attribute {key!r}", where=where or None)
             else:
                 out[key] = default
+        if attrs.get(FUSED_ACTIVATION) is not None:
+            out[FUSED_ACTIVATION] = attrs[FUSED_ACTIVATION]
         return out
+
+
+def apply_activation(y: np.ndarray, act: Sequence[Any]) -> np.ndarray:
+    """Apply a fused activation ``(op, *params)`` (see ``FUSED_ACTIVATION``) with that op's kernel."""
+    op, *params = act
+    schema = _REGISTRY[op]
+    if op == "Clip":
+        bounds = [None if v is None else np.asarray(v, y.dtype) for v in (params + [None, None])[:2]]
+        return schema.evaluate([y, *bounds], {}, 1)[0]
+    attrs = schema.resolve_attrs(dict(zip(schema.attrs, params)))
+    return schema.evaluate([y], attrs, 1)[0]
 
 
 _REGISTRY: dict[str, OpSchema] = {}
@@ -132,6 +168,55 @@ def alias(name: str, of: str, kernel: Callable | None = None, **overrides: Any) 
     if kernel is not None:
         fields["kernel"] = kernel
     _REGISTRY[name] = OpSchema(**fields)
+
+
+def register_quantized(op_name: str, *, real_valued_infer: bool = True) -> Callable:
+    """Decorator attaching an integer kernel to the already registered op ``op_name``.
+
+    The kernel is called as ``fn(inputs, in_quants, out_quants, attrs)``: input arrays by port (None for
+    absent ones, as for float kernels), the quantization of each input and output (a
+    ``quantize.base.QType``, or None for a tensor that is not quantized), and the resolved attributes; it
+    returns a list of arrays. With ``real_valued_infer`` the op's shape inference sees quantized inputs
+    as the float32 values they stand for (so float-only inference rules accept them) and keeps the
+    declared storage dtype of quantized outputs.
+    """
+    def deco(fn: Callable) -> Callable:
+        schema = get_schema(op_name)
+        if schema.qkernel is not None:
+            raise TypeError(f"op {op_name}: integer kernel registered twice")
+        schema.qkernel = fn
+        if real_valued_infer:
+            schema.infer = _real_valued_infer(schema.infer)
+        return fn
+
+    return deco
+
+
+def _is_quantized(t: Any) -> bool:
+    return t is not None and t.quant is not None and t.dtype is not None and t.dtype.kind in "iu"
+
+
+def _real_valued_infer(infer: Callable[["InferContext"], list[TensorType]]) -> Callable:
+    """``infer`` run with quantized inputs seen as float32; quantized outputs keep their storage dtype."""
+    def wrapped(ctx: "InferContext") -> list[TensorType]:
+        ins = [ctx.graph.tensor(n) if n is not None else None for n in ctx.input_names]
+        quantized = [t for t in ins if _is_quantized(t)]
+        if not quantized:
+            return infer(ctx)
+        view = copy.copy(ctx)
+        view.__class__ = _RealValuedContext
+        types = infer(view)
+        names = ctx.graph.outputs_of(ctx.node)
+        out = []
+        for i, (dt, shape) in enumerate(types):
+            t = ctx.graph.tensor(names[i]) if i < len(names) else None
+            if t is not None and t.quant is not None:
+                dt = t.dtype if t.dtype is not None else quantized[0].dtype
+            out.append((dt, shape))
+        return out
+    wrapped.__wrapped__ = infer  # type: ignore[attr-defined]
+    wrapped.__doc__ = infer.__doc__
+    return wrapped
 
 
 def get_schema(op: str) -> OpSchema:
@@ -214,6 +299,13 @@ class InferContext:
 
     def error(self, message: str) -> ShapeError:
         return ShapeError(message, where=f"node {self.node.name} ({self.schema.name})")
+
+
+class _RealValuedContext(InferContext):
+    """An InferContext in which quantized integer inputs report float32, the type of their real values."""
+
+    def dtype(self, i: int) -> np.dtype:
+        return np.dtype(np.float32) if _is_quantized(self._t(i)) else super().dtype(i)
 
 
 # Small shared helpers for infer functions --------------------------------------------------------

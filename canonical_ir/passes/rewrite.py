@@ -89,11 +89,9 @@ class Rewriter:
             name: str | None = None, outputs: Sequence[str] | None = None, n_outputs: int = 1) -> list[str]:
         """Add a node (outputs get fresh names unless given) with its output types inferred."""
         base = name or op.lower()
-        outs = list(outputs) if outputs is not None else [self.graph.unique_name(f"{base}_out")
-                                                          for _ in range(n_outputs)]
-        if outputs is None:
-            for o in outs:  # reserve the names before the node takes its own
-                self.graph.add_tensor(o)
+        if outputs is None:  # reserve the names before the node takes its own
+            outputs = [self.graph.add_tensor(self.graph.unique_name(f"{base}_out")) for _ in range(n_outputs)]
+        outs = list(outputs)
         node = self.graph.add_node(op, inputs, outs, attrs, name=base)
         self.infer(node)
         return outs
@@ -138,6 +136,22 @@ class Rewriter:
             t.shape = tuple(int(d) if not isinstance(d, str) else d for d in shape)
         self._touched.append(node.name)
 
+    def fold(self, node: Node, values: Sequence[np.ndarray]) -> None:
+        """Replace ``node`` by constants: its output tensors keep their names and take ``values``."""
+        g = self.graph
+        outs, ins = g.outputs_of(node), g.inputs_of(node)
+        for o in outs:
+            self._touched.extend(c.name for c, _ in g.consumers(o))
+        g.remove_node(node, keep_outputs=True)
+        for name, value in zip(outs, values):
+            arr = np.asarray(value)
+            t = g.tensor(name)
+            t.value, t.dtype, t.shape = arr, arr.dtype, arr.shape
+            self.drop_if_dead(name)
+        for i in ins:
+            if i is not None:
+                self.drop_if_dead(i)
+
     def can_substitute(self, old: str, new: str) -> bool:
         """Whether :meth:`substitute` can make ``old``'s uses read ``new`` without an Identity."""
         g = self.graph
@@ -169,27 +183,30 @@ class Rewriter:
         self.substitute(self.graph.outputs_of(node)[0], self.graph.inputs_of(node)[port])
 
     def drop_if_dead(self, tensor: str) -> None:
-        """Remove ``tensor`` if nothing uses it, and its producer (recursively) once all its outputs are unused."""
+        """Remove ``tensor`` if nothing uses it, and its producer (recursively) once no output is used."""
         g = self.graph
         stack = [tensor]
         while stack:
             name = stack.pop()
-            if not g.has_tensor(name) or g.consumers(name) or g.is_graph_output(name) or name in g.inputs:
+            if not g.has_tensor(name) or self._used(name) or name in g.inputs:
                 continue
             node = g.producer(name)
             if node is None:
                 g.remove_tensor(name)
                 continue
             outs = g.outputs_of(node)
-            if any(g.consumers(o) or g.is_graph_output(o) for o in outs):
+            if any(self._used(o) for o in outs):
                 continue
             ins = [i for i in g.inputs_of(node) if i is not None]
             for i in ins:
-                for other, _ in g.consumers(i):
-                    if other is not node:
-                        self._touched.append(other.name)
+                if not g.tensor(i).is_const:  # a shared constant's users are not affected
+                    self._touched.extend(other.name for other, _ in g.consumers(i) if other is not node)
             g.remove_node(node)
             stack.extend(ins)
+
+    def _used(self, tensor: str) -> bool:
+        """Read by a node or a graph output (O(1), unlike listing the consumers of a shared constant)."""
+        return bool(self.graph.nx._succ[("t", tensor)]) or self.graph.is_graph_output(tensor)
 
     # ------------------------------------------------------------ bookkeeping
     def take_touched(self) -> list[str]:
@@ -205,7 +222,7 @@ class Rewriter:
                 for c, _ in g.consumers(t):
                     seen[c.name] = None
             for t in g.inputs_of(node):
-                if t is None:
+                if t is None or g.tensor(t).is_const:
                     continue
                 p = g.producer(t)
                 if p is not None:

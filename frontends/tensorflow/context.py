@@ -7,7 +7,8 @@ raise an error naming the node; they are never ignored.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -167,7 +168,8 @@ class Context:
 
     def unsupported(self, what: str, hint: str | None = None) -> UnsupportedOpError:
         """An attribute value or form of the op that convertkit does not implement."""
-        return UnsupportedOpError("unsupported TensorFlow op form", {f"{self.node.op} with {what}": [self.name]},
+        return UnsupportedOpError("unsupported TensorFlow op form",
+                                  {f"{self.node.op} with {what}": [self.name]},
                                   where=self.where.split(": node")[0], hint=hint)
 
 

@@ -8,10 +8,10 @@ flow reported as the constructs they are rather than as their dozen primitive op
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
-
 import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -32,8 +32,10 @@ def np_dtype(code: int, where: str = "") -> np.dtype:
     code = int(code) % 100  # *_REF types are the value type + 100
     if code in TF_DTYPES:
         return TF_DTYPES[code]
-    raise ModelFileError(f"tensors of type {TF_TYPE_NAMES.get(code, code)} are not supported", where=where or None,
-                         hint="cut the graph after such tensors with --inputs")
+    raise ModelFileError(f"tensors of type {TF_TYPE_NAMES.get(code, code)} are not supported",
+                         where=where or None,
+                         hint="convertkit takes numeric tensors; cut the graph after the string or resource "
+                              "processing with --inputs TENSOR=DIMS")
 
 
 def type_name(code: int) -> str:
@@ -119,13 +121,72 @@ def tensor_value(proto: Any) -> np.ndarray:
     return np.asarray(tf.make_ndarray(proto))
 
 
+CALLS = ("PartitionedCall", "StatefulPartitionedCall")
+
+
+def inline_functions(graph_def: Any) -> Any:
+    """Inline the function calls that TensorFlow's own inliner leaves in a frozen graph (those marked
+    for XLA, such as Keras 3's grouped convolution on CPU). Each call's body is copied in under the
+    call's name, its arguments wired to the call's inputs and its results to the call's consumers."""
+    lib = {f.signature.name: f for f in graph_def.library.function}
+    if not any(n.op in CALLS and n.attr["f"].func.name in lib for n in graph_def.node):
+        return graph_def
+    from tensorflow.core.framework import graph_pb2
+    from tensorflow.python.framework.function_def_to_graph import function_def_to_graph_def
+
+    for _ in range(16):  # nested calls: one level per round
+        out = graph_pb2.GraphDef()
+        out.versions.CopyFrom(graph_def.versions)
+        out.library.CopyFrom(graph_def.library)
+        results: dict[str, str] = {}
+        inlined = False
+        for node in graph_def.node:
+            fname = node.attr["f"].func.name if node.op in CALLS else ""
+            if fname not in lib:
+                out.node.add().CopyFrom(node)
+                continue
+            inlined = True
+            fdef = lib[fname]
+            body, flat = function_def_to_graph_def(fdef)
+            args = {a.name: i for i, a in enumerate(fdef.signature.input_arg)}
+            data = [i for i in node.input if not i.startswith("^")]
+            prefix = f"{node.name}/"
+
+            def wire(name: str) -> str:
+                if name.startswith("^"):
+                    return "^" + prefix + name[1:]
+                src = name.split(":")[0]
+                return data[args[src]] if src in args else prefix + name
+
+            for bn in body.node:
+                if bn.op == "Placeholder" and bn.name in args:
+                    continue
+                copy = out.node.add()
+                copy.CopyFrom(bn)
+                copy.name = prefix + bn.name
+                del copy.input[:]
+                copy.input.extend(wire(i) for i in bn.input if not (i.startswith("^") and i[1:] in args))
+            for k, arg in enumerate(fdef.signature.output_arg):
+                inner = flat.get(fdef.ret[arg.name], fdef.ret[arg.name])
+                results[f"{node.name}:{k}"] = wire(inner)
+        for n in out.node:
+            fixed = [results.get(ref(i), i) if not i.startswith("^") else i for i in n.input]
+            fixed = [i for i in fixed if not (i.startswith("^") and f"{i[1:]}:0" in results)]
+            del n.input[:]
+            n.input.extend(fixed)
+        graph_def = out
+        if not inlined:
+            break
+    return graph_def
+
+
 class TFGraph:
     """The nodes of a GraphDef, by name and in file order."""
 
     def __init__(self, graph_def: Any, source: str) -> None:
         self.source = source
         self.nodes: dict[str, TFNode] = {}
-        self.functions = {f.signature.name for f in graph_def.library.function}
+        graph_def = inline_functions(graph_def)
         for nd in graph_def.node:
             attrs = {k: decode_attr(v) for k, v in nd.attr.items() if not k.startswith("_")}
             inputs = [ref(i) for i in nd.input if not i.startswith("^")]
@@ -162,8 +223,8 @@ def describe_placeholder(n: TFNode) -> str:
 def select(g: TFGraph, input_refs: Iterable[str], output_refs: Iterable[str]) -> list[TFNode]:
     """The nodes the outputs depend on when the graph is cut at ``input_refs``, in file order.
 
-    A Placeholder reached without being cut is an error naming every such placeholder; so is an output
-    that does not depend on any node (it must exist)."""
+    A Placeholder reached without being cut is an error naming every such placeholder, and a reference
+    to a node the graph lacks is a truncated-file error."""
     cut = set(input_refs)
     needed: dict[str, TFNode] = {}
     stack = [r for r in output_refs if r not in cut]
@@ -259,7 +320,7 @@ def check_supported(nodes: list[TFNode], supported: Callable[[str], bool], sourc
     missing: dict[str, list[str]] = {}
     flow = [n for n in nodes if n.op in TF1_LOOP_OPS]
     missing.update(_constructs(flow))
-    in_loop = bool(flow) and any(n.op in ("Enter", "RefEnter") for n in flow)
+    in_loop = any(n.op in ("Enter", "RefEnter", "While", "StatelessWhile") for n in nodes)
     for n in nodes:
         if n.op in TF1_LOOP_OPS:
             continue
@@ -268,7 +329,8 @@ def check_supported(nodes: list[TFNode], supported: Callable[[str], bool], sourc
         elif n.op in STATEFUL:
             missing.setdefault(STATEFUL[n.op], []).append(n.name)
         elif not supported(n.op):
-            key = f"{n.op} (inside the while loop)" if in_loop and n.op.startswith("TensorArray") else n.op
+            in_loop_op = in_loop and n.op.startswith(("TensorArray", "TensorList"))
+            key = f"{n.op} (the while loop's tensor list)" if in_loop_op else n.op
             missing.setdefault(key, []).append(n.name)
     if missing:
         raise UnsupportedOpError("unsupported TensorFlow ops", missing, where=source,

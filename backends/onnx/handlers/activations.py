@@ -1,15 +1,15 @@
 """IR -> ONNX handlers for the activations family (see canonical_ir/ops/activations.py).
 
-Ops newer than the target opset are written as exact subgraphs of older ops, following ONNX's own
-function bodies: HardSwish (opset 14), Gelu (20), Mish (18), Celu (12; float32 only until 28),
-Swish (24). Softmax, LogSoftmax and Hardmax before opset 13 coerced their input to 2D at ``axis``:
-over the last axis that is the canonical op, over any other it is wrapped in two Transposes. Relu and
+Ops newer than the target opset are lowered before export by the IR's decomposition rules
+(``canonical_ir/passes/decompose.py``, run by legalization: HardSwish before 14, Gelu before 20, Mish
+before 18, Swish before 24); only dtype-dependent spellings stay here: Celu (12; float32 only until
+28). Softmax, LogSoftmax and Hardmax before opset 13 coerced their input to 2D at ``axis``: over the
+last axis that is the canonical op, over any other it is wrapped in two Transposes. Relu and
 Clip on integers before the opsets that accept them run on doubles (exact for up to 32-bit integers).
 Element types an older op lacks and that have no exact detour are refused, naming the opset needed.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -70,46 +70,6 @@ def needs(ctx: ExportContext, opset: int, why: str) -> Exception:
 
 
 # ----------------------------------------------------------------------- decompositions
-@exporter("HardSwish", until=13)
-def hard_swish(ctx: ExportContext) -> None:
-    """x * HardSigmoid(x), alpha=1/6, beta=0.5 (HardSwish's definition)."""
-    s = Nodes(ctx)
-    s("Mul", ctx.input(0), s("HardSigmoid", ctx.input(0), alpha=1.0 / 6.0, beta=0.5), out=True)
-
-
-@exporter("Gelu", until=19)
-def gelu(ctx: ExportContext) -> None:
-    """0.5 x (1 + erf(x/sqrt 2)), or with tanh(sqrt(2/pi) (x + 0.044715 x^3)) for approximate="tanh"."""
-    s = Nodes(ctx)
-    x = ctx.input(0)
-    mode = s.attrs["approximate"]
-    if mode == "none":
-        inner = s("Erf", s("Mul", x, s.c(1.0 / math.sqrt(2.0))))
-    elif mode == "tanh":
-        cube = s("Mul", x, s("Mul", x, x))
-        poly = s("Add", x, s("Mul", cube, s.c(0.044715)))
-        inner = s("Tanh", s("Mul", poly, s.c(math.sqrt(2.0 / math.pi))))
-    else:
-        raise ctx.error(f"Gelu approximate={mode!r} is not one of 'none', 'tanh'")
-    s("Mul", s("Mul", x, s("Add", inner, s.c(1.0))), s.c(0.5), out=True)
-
-
-@exporter("Mish", until=17)
-def mish(ctx: ExportContext) -> None:
-    s = Nodes(ctx)
-    s("Mul", ctx.input(0), s("Tanh", s("Softplus", ctx.input(0))), out=True)
-
-
-@exporter("Swish", until=23)
-def swish(ctx: ExportContext) -> None:
-    """x * sigmoid(alpha x)."""
-    s = Nodes(ctx)
-    x = ctx.input(0)
-    alpha = float(s.attrs["alpha"])
-    scaled = x if alpha == 1.0 else s("Mul", x, s.c(alpha))
-    s("Mul", x, s("Sigmoid", scaled), out=True)
-
-
 @exporter("Celu", until=27)
 def celu(ctx: ExportContext) -> None:
     """Celu-12 is float32 only (28 widened it): otherwise max(0,x) + min(0, alpha (exp(x/alpha) - 1))."""

@@ -3,8 +3,9 @@
 ONNX has no layout attribute: channels-last BatchNormalization becomes Mul and Add by per-channel
 vectors (which broadcast along the last axis as they are), channels-last InstanceNormalization and LRN
 are wrapped in Transposes to and from channels-first. Ops newer than the target opset are written as
-their ONNX function bodies: LayerNormalization (17), GroupNormalization (21; opsets 18-20 had a
-per-group scale and bias, which cannot carry the canonical per-channel ones), RMSNormalization (23).
+their ONNX function bodies: GroupNormalization (21; opsets 18-20 had a per-group scale and bias, which
+cannot carry the canonical per-channel ones), RMSNormalization (23); LayerNormalization before 17 is
+lowered by the IR's decomposition rules (``canonical_ir/passes/decompose.py``) before export.
 Stage one of those runs in float32 for float16 inputs, as their stash_type says.
 """
 from __future__ import annotations
@@ -104,26 +105,6 @@ def _standardize(s: Nodes, x: str, axes: list[int], eps: float, mean_out: str | 
     var = s.reduce_mean(s("Mul", d, d), axes)
     inv = s("Reciprocal", s("Sqrt", s("Add", var, s.c(eps))), out=inv_out)
     return s("Mul", d, inv), mean, inv
-
-
-@exporter("LayerNormalization", until=16)
-def layer_normalization(ctx: ExportContext) -> None:
-    """LayerNormalization-17's function body; Mean and InvStdDev are float32 (its stash type)."""
-    x = ctx.input(0)
-    xtype, shape = Nodes(ctx).type_of(x)
-    stage = _stage_dtype(xtype)
-    s = Nodes(ctx, stage)
-    axis = normalize_axis(int(s.attrs["axis"]), len(shape))
-    # the statistics are outputs too: written straight into them when already float32
-    stats = [ctx.outputs[p] if p < len(ctx.outputs) and stage == F32 else False for p in (1, 2)]
-    normalized, mean, inv = _standardize(s, s.cast(x, stage), list(range(axis, len(shape))),
-                                         float(s.attrs["epsilon"]), *stats)
-    scaled = s("Mul", s.cast(normalized, xtype), ctx.input(1), out=not ctx.has_input(2))
-    if ctx.has_input(2):
-        s("Add", scaled, ctx.input(2), out=True)
-    for port, stat in ((1, mean), (2, inv)):
-        if port < len(ctx.outputs) and stage != F32:
-            s.cast(stat, F32, out=ctx.outputs[port])
 
 
 @exporter("RMSNormalization", until=22)
