@@ -34,7 +34,7 @@ def synthetic_nhwc(n_nodes: int, c: int = 4, seed: int = 0) -> Graph:
     x = g.add_input("x", np.float32, ("N", 4, 4, c))
     pads = g.add_const(np.array([0, 1, 1, 0, 0, 1, 1, 0], np.int64), "pads")
     i = 0
-    while len(g) + 5 <= n_nodes:
+    while 5 * (i + 1) <= n_nodes:
         w = g.add_const((rng.standard_normal((c, 3, 3, c)) * 0.2).astype(np.float32), f"w{i}")
         stats = [g.add_const(v.astype(np.float32), f"bn{i}") for v in
                  (np.ones(c), np.zeros(c), rng.standard_normal(c) * 0.1, np.ones(c))]

@@ -52,7 +52,8 @@ CASES = {
     "depthwise_mult_stride": (
         lambda x: K.DepthwiseConv2D(3, strides=2, depth_multiplier=3, padding="same")(x), [(1, 15, 15, 4)]),
     "transpose_conv_same": (lambda x: K.Conv2DTranspose(6, 3, strides=2, padding="same")(x), [(1, 5, 5, 4)]),
-    "transpose_conv_valid": (lambda x: K.Conv2DTranspose(6, 3, strides=2, padding="valid")(x), [(1, 5, 5, 4)]),
+    "transpose_conv_valid": (lambda x: K.Conv2DTranspose(6, 3, strides=2, padding="valid")(x),
+                             [(1, 5, 5, 4)]),
     "transpose_conv_k4": (lambda x: K.Conv2DTranspose(6, 4, strides=2, padding="same")(x), [(1, 5, 6, 4)]),
     "dense": (lambda x: K.Dense(33)(x), [(4, 100)]),
     "dense_relu_3d": (lambda x: K.Dense(9, activation="relu")(x), [(2, 3, 20)]),

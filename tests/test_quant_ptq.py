@@ -160,7 +160,8 @@ def test_ptq_of_onnx_fixtures_nchw(fixture, min_sqnr):
         report[method] = quantization_report(g, q, test)
         for err in report[method].values():
             assert err.sqnr_db > min_sqnr, str(err)
-    print(f"\n{fixture}.onnx int8 PTQ: " + "; ".join(f"{m}: {e}" for m, r in report.items() for e in r.values()))
+    figures = "; ".join(f"{m}: {e}" for m, r in report.items() for e in r.values())
+    print(f"\n{fixture}.onnx int8 PTQ: {figures}")
 
 
 def test_ptq_of_the_tensorflow_mobilenet_v2_fixture_nhwc():

@@ -112,7 +112,9 @@ def _source_coords(mode: str, n_in: int, n_out: int, scale: np.float32,
 
 
 def _nearest(x: np.ndarray, mode: str) -> np.ndarray:
-    away = np.sign(x) * np.floor(np.abs(x) + F32(0.5))               # C's round(): half away from 0
+    # C's round(), half away from 0; in float64, where |x| + 0.5 is exact (in float32, 0.49999997
+    # + 0.5 rounds up to 1 and would pick the wrong pixel)
+    away = (np.sign(x) * np.floor(np.abs(x).astype(np.float64) + 0.5)).astype(x.dtype)
     if mode == "round_prefer_floor":
         return np.where(x == np.trunc(x) + F32(0.5), np.floor(x), away)
     if mode == "round_prefer_ceil":

@@ -1,6 +1,8 @@
 """Removal of ops that do nothing at inference time, and of everything no output depends on."""
 from __future__ import annotations
 
+import numpy as np
+
 from convertkit.canonical_ir.graph import Graph
 
 PASS_THROUGH = frozenset({"Identity", "Dropout"})
@@ -15,6 +17,8 @@ def remove_identities(graph: Graph) -> bool:
             continue
         src = graph.inputs_of(node)[0]
         outs = graph.outputs_of(node)
+        if not _same_quant(graph.tensor(src).quant, graph.tensor(outs[0]).quant):
+            continue  # between different quantization parameters an Identity is a requantize
         if any(graph.consumers(o) or graph.is_graph_output(o) for o in outs[1:]):
             continue  # Dropout's mask is used: keep it
         out = outs[0]
@@ -29,6 +33,13 @@ def remove_identities(graph: Graph) -> bool:
             graph.remove_node(node)
         changed = True
     return changed
+
+
+def _same_quant(a, b) -> bool:
+    if a is None or b is None:
+        return a is b
+    return (a.axis == b.axis and np.array_equal(a.scale, b.scale)
+            and np.array_equal(a.zero_point, b.zero_point))
 
 
 def remove_dead_code(graph: Graph) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from convertkit.canonical_ir.graph import Graph, Node
+from convertkit.canonical_ir.interpreter import evaluate_node
 from convertkit.canonical_ir.ops import get_schema
 
 MAX_FOLD_BYTES = 64 << 20
@@ -51,10 +52,8 @@ def fold_constants(graph: Graph) -> bool:
                       else 8) for o in graph.outputs_of(node))
             if est > MAX_FOLD_BYTES:
                 continue
-            schema = get_schema(node.op)
-            attrs = schema.resolve_attrs(node.attrs, where=f"node {node.name}")
-            values = schema.evaluate([graph.const_value(n) for n in ins], attrs,
-                                     len(graph.outputs_of(node)))
+            # evaluate_node picks the integer kernel for quantized nodes, as the interpreter would
+            values = evaluate_node(graph, node, [graph.const_value(n) for n in ins])
         outs = graph.outputs_of(node)
         graph.remove_node(node, keep_outputs=True)
         for name, value in zip(outs, values):

@@ -64,6 +64,9 @@ def quantize_linear(ctx: ExportContext) -> None:
     out = ctx.graph.tensor(ctx.outputs[0]).dtype
     if out not in (np.dtype(np.int8), np.dtype(np.uint8)) + INT16S:
         raise ctx.error(f"QuantizeLinear to {out} has no ONNX form (ONNX quantizes to 8 and 16 bits)")
+    if ctx.attrs.get("rounding", "half_to_even") != "half_to_even":
+        raise ctx.error("QuantizeLinear rounding half away from zero (TFLite's QUANTIZE) has no ONNX form: "
+                        "ONNX rounds half to even", hint="values exactly halfway between steps would differ")
     needs = _granularity(ctx)
     if out in INT16S:
         needs.append((21, f"{out} output"))
