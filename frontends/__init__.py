@@ -15,6 +15,7 @@ from convertkit.errors import UnknownFormatError, UsageError
 FRONTENDS: dict[str, str] = {
     "onnx": "convertkit.frontends.onnx",
     "caffe2": "convertkit.frontends.caffe2",
+    "tflite": "convertkit.frontends.tflite",
     "mxnet": "convertkit.frontends.mxnet",
     "tf-saved-model": "convertkit.frontends.tensorflow",
     "keras": "convertkit.frontends.tensorflow",
