@@ -179,3 +179,45 @@ def test_transposes_not_more_than_tf2onnx(name, expected, tmp_path):
     print(f"{name}: Transpose nodes convertkit {transposes(ours)}, tf2onnx {transposes(peer)}")
     assert transposes(ours) <= transposes(peer), \
         f"{name}: {transposes(ours)} Transposes vs tf2onnx's {transposes(peer)}"
+
+
+TF2ONNX_NHWC_GAPS = {
+    "mobilenet_v3": "a transposed tensor feeding both Add and Mul of tf2onnx's hard-swish is not pushed "
+                    "through the fan-out (6 Transposes left)",
+    "unet_tiny": "tf2onnx's nearest upsampling (Unsqueeze -> Tile -> Reshape) stops the push (2 left)",
+}
+"""Known gaps of the transpose optimizer on tf2onnx's NCHW output; strict, so a fix must remove them."""
+
+
+@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.xfail(strict=True, reason=TF2ONNX_NHWC_GAPS[m]))
+                                  if m in TF2ONNX_NHWC_GAPS else m for m in MODELS])
+def test_tf2onnx_output_legalized_to_nhwc_has_no_inner_transposes(name, expected, tmp_path):
+    """ONNX written by tf2onnx (NCHW, with Transposes at every layout change) legalized for an NHWC
+    target like TFLite or the C bundle: no Transpose is left inside the graph, and the result still
+    computes what onnxruntime computes on tf2onnx's file. Counts printed side by side."""
+    import onnx
+
+    from convertkit.canonical_ir.passes import PassManager
+    from convertkit.frontends.onnx import from_model
+    from convertkit.pipeline import normalize, stages_for_capabilities
+    from tests.test_layout import count_transposes
+    from tests.test_passes_equivalence import NHWC_TARGET
+
+    peer = tf2onnx_model(TF_DIR / name)
+    x = expected[f"{name}/input"]
+    try:
+        sess = ort.InferenceSession(peer.SerializeToString(), providers=["CPUExecutionProvider"])
+    except Exception:
+        pytest.skip(f"{name}: tf2onnx's own model does not load in onnxruntime (nothing to legalize)")
+    peer_out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    graph = normalize(from_model(onnx.shape_inference.infer_shapes(peer)))
+    inp = graph.inputs[0]
+    graph.tensor(inp).shape = tuple(x.shape)  # a fixed batch, as --inputs gives (tf2onnx leaves it unknown)
+    graph = normalize(graph)
+    nhwc = PassManager(stages_for_capabilities(NHWC_TARGET), validate=True).run(graph.copy())
+    inside, edge = count_transposes(nhwc)
+    print(f"{name}: tf2onnx wrote {transposes(peer)} Transposes; legalized to NHWC: {inside} inside, "
+          f"{edge} at the interface")
+    assert inside == 0
+    got = run(nhwc, {inp: x})[nhwc.outputs[0]]
+    assert_close(got, peer_out, "tf2onnx's model legalized to NHWC")
