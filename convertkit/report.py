@@ -20,7 +20,8 @@ NOT_WEIGHTS: dict[str, frozenset[int]] = {
 
 PARAM_DTYPES = frozenset(np.dtype(t) for t in ("float16", "float32", "float64", "int8", "uint8", "int16"))
 """Constants of these dtypes and rank >= 1 count as parameters, as frameworks count weights: scalars
-(clip bounds, scales in arithmetic) and integer tensors (shapes, axes, indices) are not parameters."""
+(clip bounds, scales in arithmetic) and integer tensors (shapes, axes, indices) are not parameters,
+except quantized ones (an int8 model's int32 biases)."""
 
 
 @dataclass
@@ -68,7 +69,7 @@ def inspect_graph(graph: Graph) -> ModelReport:
             t = graph.tensor(name) if name is not None and port not in skip else None
             if t is not None and t.is_const and name not in seen:
                 seen.add(name)
-                if t.dtype in PARAM_DTYPES and t.value.ndim >= 1:
+                if t.value.ndim >= 1 and (t.dtype in PARAM_DTYPES or t.quant is not None):
                     params += t.value.size
                     rep.weight_bytes += t.value.nbytes
         schema = get_schema(node.op)

@@ -181,11 +181,7 @@ def test_transposes_not_more_than_tf2onnx(name, expected, tmp_path):
         f"{name}: {transposes(ours)} Transposes vs tf2onnx's {transposes(peer)}"
 
 
-TF2ONNX_NHWC_GAPS = {
-    "mobilenet_v3": "a transposed tensor feeding both Add and Mul of tf2onnx's hard-swish is not pushed "
-                    "through the fan-out (6 Transposes left)",
-    "unet_tiny": "tf2onnx's nearest upsampling (Unsqueeze -> Tile -> Reshape) stops the push (2 left)",
-}
+TF2ONNX_NHWC_GAPS: dict[str, str] = {}
 """Known gaps of the transpose optimizer on tf2onnx's NCHW output; strict, so a fix must remove them."""
 
 

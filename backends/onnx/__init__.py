@@ -17,6 +17,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from convertkit.backends.onnx import handlers  # noqa: F401  (registers the op handlers)
+from convertkit.backends.onnx.capabilities import onnx_has
 from convertkit.backends.onnx.registry import ExportContext, find_handler
 from convertkit.canonical_ir import dtypes
 from convertkit.canonical_ir.graph import Graph, Node
@@ -142,7 +143,7 @@ class _Writer:
     def check_supported(self) -> None:
         missing: dict[str, list[str]] = {}
         for node in self.graph.topo_order():
-            if find_handler(node.op, self.opset) is None and not _onnx_has(node.op, self.opset):
+            if find_handler(node.op, self.opset) is None and not onnx_has(node.op, self.opset):
                 missing.setdefault(node.op, []).append(node.name)
         if missing:
             raise UnsupportedOpError(f"cannot write these ops at ONNX opset {self.opset}", missing,
@@ -199,14 +200,6 @@ def _value_info(name: str, dtype: np.dtype | None, shape: tuple | None) -> onnx.
         raise ExportError(f"tensor {name!r} has no known dtype")
     dims = None if shape is None else [d if isinstance(d, str) else int(d) for d in shape]
     return helper.make_tensor_value_info(name, dtypes.to_onnx(dtype), dims)
-
-
-def _onnx_has(op: str, opset: int) -> bool:
-    try:
-        onnx.defs.get_schema(op, opset, "")
-        return True
-    except Exception:
-        return False
 
 
 def _check_attrs(ctx: ExportContext, op: str, attrs: dict[str, Any], opset: int) -> None:

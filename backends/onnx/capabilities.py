@@ -20,7 +20,8 @@ from convertkit.canonical_ir.ops import all_schemas
 from convertkit.canonical_ir.passes.legalize import Capabilities
 
 
-def _onnx_has(op: str, opset: int) -> bool:
+def onnx_has(op: str, opset: int) -> bool:
+    """Whether the default ONNX domain defines ``op`` at ``opset``."""
     try:
         onnx.defs.get_schema(op, opset, "")
         return True
@@ -35,6 +36,6 @@ ANY_LAYOUT = frozenset({"BatchNormalization"})
 @lru_cache(maxsize=None)
 def capabilities(opset: int) -> Capabilities:
     """The Capabilities of the ONNX backend writing ``opset``."""
-    ops = frozenset(op for op in all_schemas() if find_handler(op, opset) is not None or _onnx_has(op, opset))
+    ops = frozenset(op for op in all_schemas() if find_handler(op, opset) is not None or onnx_has(op, opset))
     return Capabilities(name=f"ONNX opset {opset}", ops=ops, layouts=("NCHW",), dtypes=frozenset(dtypes.ALL),
                         any_layout=ANY_LAYOUT, hint="a newer --opset may have them")

@@ -45,7 +45,7 @@ CHANNEL_OPS = frozenset({"BatchNormalization"})
 """Spatial ops that only care where the channel axis is: a Transpose moves through them by changing
 their ``layout`` (when the channels land first or last)."""
 MOVABLE = UNARY | BROADCAST | AXIS_OPS | AXES_INPUT_OPS | CHANNEL_OPS | frozenset(
-    {"Pad", "Slice", "Resize", "Tile", "MeanVarianceNormalization"})
+    {"Pad", "Slice", "Resize", "Tile", "MeanVarianceNormalization", "Unsqueeze"})
 
 LAYOUTS = {3: ("NCW", "NWC"), 4: ("NCHW", "NHWC"), 5: ("NCDHW", "NDHWC")}
 
@@ -217,6 +217,39 @@ def _tile(rw: Rewriter, node: Node, p: Perm) -> Plan | str:
     return Plan(dict(node.attrs), {1: _per_axis(reps.reshape(-1), p, 1).astype(reps.dtype)}, [p])
 
 
+def unsqueeze_plan(p: Perm, axes: list[int]) -> tuple[list[int], Perm]:
+    """``Unsqueeze(T_p(x), axes) == T_q(Unsqueeze(x, axes'))``: (axes', q). Each new axis is put right
+    after the axis of x it follows in the output, so a later split-and-repeat (tf2onnx's nearest
+    upsampling: Unsqueeze -> Tile -> Reshape) keeps its axes together and the Transposes cancel."""
+    rank = len(p) + len(axes)
+    new = set(axes)
+    src = iter(p)
+    labels: list[Any] = [("new", j) if j in new else next(src) for j in range(rank)]
+    after: dict[Any, list[Any]] = {}
+    prev: Any = "front"
+    for lab in labels:
+        if isinstance(lab, tuple):
+            after.setdefault(prev, []).append(lab)
+        else:
+            prev = lab
+    order: list[Any] = list(after.get("front", []))
+    for a in range(len(p)):
+        order += [a, *after.get(a, [])]
+    axes2 = [i for i, lab in enumerate(order) if isinstance(lab, tuple)]
+    return axes2, [order.index(lab) for lab in labels]
+
+
+def _unsqueeze(rw: Rewriter, node: Node, p: Perm) -> Plan | str:
+    if rw.input(node, 1) is None:
+        return "axes as an attribute"
+    axes = rw.const(node, 1)
+    if axes is None:
+        return "axes are only known at run time"
+    rank = len(p) + axes.size
+    axes2, q = unsqueeze_plan(p, sorted({int(a) % rank for a in axes.reshape(-1)}))
+    return Plan(dict(node.attrs), {1: np.array(axes2, np.int64)}, [q])
+
+
 def _mvn(rw: Rewriter, node: Node, p: Perm) -> Plan | str:
     return Plan(dict(node.attrs, axes=[_ax(p, a) for a in rw.attrs(node)["axes"]]), {}, [p])
 
@@ -241,7 +274,7 @@ def planner(op: str) -> Planner:
     if op in CHANNEL_OPS:
         return _channel_op
     return {"Pad": _pad, "Slice": _slice, "Resize": _resize, "Tile": _tile,
-            "MeanVarianceNormalization": _mvn}[op]
+            "MeanVarianceNormalization": _mvn, "Unsqueeze": _unsqueeze}[op]
 
 
 def plan_for(rw: Rewriter, node: Node, p: Perm) -> Plan | str:
@@ -251,8 +284,9 @@ def plan_for(rw: Rewriter, node: Node, p: Perm) -> Plan | str:
     return planner(node.op)(rw, node, p)
 
 
-def apply_plan(rw: Rewriter, node: Node, inputs: list[str | None], plan: Plan) -> None:
-    """Replace ``node`` by op' (reading ``inputs``, with the plan's constants) and T_q on its outputs."""
+def apply_plan(rw: Rewriter, node: Node, inputs: list[str | None], plan: Plan) -> list[str]:
+    """Replace ``node`` by op' (reading ``inputs``, with the plan's constants) and T_q on its outputs;
+    returns op'``s outputs."""
     g = rw.graph
     ins = list(inputs)
     for port, value in plan.consts.items():
@@ -276,6 +310,7 @@ def apply_plan(rw: Rewriter, node: Node, inputs: list[str | None], plan: Plan) -
     for t in old_ins:
         if t is not None:
             rw.drop_if_dead(t)
+    return new_outs
 
 
 # ------------------------------------------------------------------------------------ rules
@@ -421,6 +456,121 @@ class PushTransposeDown(Rule):
         apply_plan(rw, node, ins, plan)
 
 
+FAN_OUT_LIMIT = 32
+"""Most nodes one fan-out push looks at (so each check is bounded and the pass stays linear)."""
+
+
+class PushTransposeFanOut(Rule):
+    """A Transpose read by several layout-agnostic ops moves below all of them at once.
+
+    Pushing it into one consumer alone adds a Transpose (the original stays for the others), so
+    :class:`PushTransposeDown` will not; but when every consumer can take it, and the branches they
+    start reconverge (tf2onnx's hard-swish ``x * relu6(x + 3) / 6``, squeeze-excite's ``x * se(x)``),
+    the whole neighbourhood is rewritten together: the region grows from the consumers through
+    movable ops whose data inputs all come from the Transpose or the region, and the move is made when
+    the Transposes then needed on the region's outputs (minus those they cancel) are fewer than the
+    one removed (or as many, as for single pushes). The region is bounded by ``FAN_OUT_LIMIT``."""
+
+    ops = frozenset({"Transpose"})
+
+    def __init__(self) -> None:
+        self._memo: tuple[Node, list[tuple[Node, Plan]]] | None = None
+
+    def _region(self, rw: Rewriter, node: Node, p: Perm) -> list[tuple[Node, Plan]] | str:
+        g = rw.graph
+        moved = {g.outputs_of(node)[0]}       # tensors that will be untransposed
+        region: list[tuple[Node, Plan]] = []
+        taken: set[str] = set()
+        failed: set[str] = set()
+        frontier = [c for c, _ in g.consumers(g.outputs_of(node)[0])]
+        i = 0
+        while i < len(frontier):
+            c = frontier[i]
+            i += 1
+            if c.name in taken or c.name in failed:
+                continue
+            if len(region) >= FAN_OUT_LIMIT:
+                break
+            ready = self._ready(rw, c, p, moved)
+            if ready is None:  # waits for another input to join the region
+                continue
+            if isinstance(ready, str):
+                failed.add(c.name)
+                continue
+            taken.add(c.name)
+            region.append((c, ready))
+            for o in g.outputs_of(c):
+                moved.add(o)
+                frontier.extend(cc for cc, _ in g.consumers(o))
+        if any(cc.name not in taken for cc, _ in g.consumers(g.outputs_of(node)[0])):
+            return "not every consumer can take the Transpose"
+        return region
+
+    @staticmethod
+    def _ready(rw: Rewriter, c: Node, p: Perm, moved: set[str]) -> Plan | str | None:
+        """c's plan if all its data inputs are moved (or constants/scalars), None if some are not yet."""
+        if c.op not in MOVABLE:
+            return f"{c.op} is not layout-agnostic"
+        g = rw.graph
+        ports = data_ports(rw, c)
+        if any(t in moved for i, t in enumerate(g.inputs_of(c)) if i not in ports):
+            return "a moved tensor is read as a parameter"
+        waiting = False
+        for port in ports:
+            t = rw.input(c, port)
+            if t in moved or g.tensor(t).is_const or all(d == 1 for d in rw.shape(t)):
+                continue
+            waiting = True
+        if waiting:
+            return None
+        if any(len(rw.shape(o) or ()) != len(p) for o in g.outputs_of(c)):
+            return "the output rank changes"
+        plan = plan_for(rw, c, p)
+        if isinstance(plan, str):
+            return plan
+        if any(q != p for q in plan.out_perms):
+            return "the output perm changes"
+        return plan
+
+    def check(self, rw: Rewriter, node: Node) -> str | None:
+        self._memo = None
+        g = rw.graph
+        out = g.outputs_of(node)[0]
+        if g.is_graph_output(out):
+            return "writes a graph output"
+        if len(g.consumers(out)) < 2:
+            return "fewer than two consumers (PushTransposeDown's case)"
+        p = perm_of(rw, node)
+        region = self._region(rw, node, p)
+        if isinstance(region, str):
+            return region
+        inside = {c.name for c, _ in region}
+        cost = -1
+        for c, _ in region:
+            for o in g.outputs_of(c):
+                outside = [cc for cc, _ in g.consumers(o) if cc.name not in inside]
+                if not outside and not g.is_graph_output(o):
+                    continue
+                cancels = sum(1 for cc in outside if cc.op == "Transpose" and is_identity(compose(p, perm_of(rw, cc))))
+                stays = any(cc.op != "Transpose" for cc in outside) or g.is_graph_output(o)
+                cost += (1 if stays else 0) - cancels
+        if cost > 0 or (cost == 0 and from_graph_input(rw, node)):
+            return f"moving it would not reduce the transposes (cost {cost})"
+        self._memo = (node, region)
+        return None
+
+    def rewrite(self, rw: Rewriter, node: Node) -> None:
+        memo, self._memo = self._memo, None
+        assert memo is not None and memo[0] is node
+        g = rw.graph
+        new = {g.outputs_of(node)[0]: rw.input(node, 0)}
+        for c, plan in memo[1]:
+            old_outs = g.outputs_of(c)
+            ins = [new.get(t, t) for t in g.inputs_of(c)]
+            for o, n in zip(old_outs, apply_plan(rw, c, ins, plan)):
+                new[o] = n
+
+
 class HoistInputTranspose(Rule):
     """A Transpose reached from a graph input through single-use ops with one non-constant input
     moves up to the input, so a fixed interface costs one Transpose right at the boundary."""
@@ -505,7 +655,7 @@ class AbsorbTransposeIntoDense(Rule):
 
 
 PUSH_RULES: tuple[Rule, ...] = (MergeTransposes(), AbsorbTransposeIntoDense(), PushTransposeDown(),
-                                HoistInputTranspose())
+                                PushTransposeFanOut(), HoistInputTranspose())
 CLEANUP_RULES: tuple[Rule, ...] = (MergeTransposes(), TransposeAsReshape(), DropNoopReshape(),
                                    CollapseReshapes())
 

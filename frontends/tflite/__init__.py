@@ -85,7 +85,10 @@ def _convert(data: bytes, source: str, name: str) -> Graph:
     for i in _indices(r.sg, "inputs"):
         r.input(i)
     for k, op in enumerate(r.ops):
-        CONVERTERS[r.op_code(op)](r, op)
+        try:
+            CONVERTERS[r.op_code(op)](r, op)
+        except IndexError:  # a corrupt operand list; the converters index by the schema's arity
+            raise S.SchemaError(f"operator #{k} ({r.op_code(op)}) has too few operands") from None
     for i in _indices(r.sg, "outputs"):
         r.g.outputs.append(r.tensor(i))
     r.g.metadata["source_format"] = "tflite"

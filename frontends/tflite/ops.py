@@ -181,7 +181,10 @@ def hybrid_reason(r: Reader, code: str, op: S.Obj) -> str | None:
     """Why ``op`` is a hybrid kernel (float activations, integer weights), else None."""
     if code not in _WEIGHTED and code != "TRANSPOSE_CONV":
         return None
-    x, w = (r.ins(op)[2], r.ins(op)[1]) if code == "TRANSPOSE_CONV" else r.ins(op)[:2]
+    ins = r.ins(op)
+    if len(ins) < (3 if code == "TRANSPOSE_CONV" else 2) or min(ins[:3]) < 0:
+        raise S.SchemaError(f"{code} has too few operands")
+    x, w = (ins[2], ins[1]) if code == "TRANSPOSE_CONV" else ins[:2]
     if r.ttype(x) == 0 and r.ttype(w) in (3, 9, 17):
         return "int8 weights, float activations"
     return None
