@@ -159,7 +159,8 @@ def test_channel_shuffle_becomes_a_gather() -> None:
 # ------------------------------------------------------------------------------- transposes
 def _hard_swish(g, t):
     """tf2onnx's hard-swish: t * relu6(t + 3) / 6 (t read by both the Add and the Mul)."""
-    f = lambda v: g.add_const(np.array(v, np.float32))  # noqa: E731
+    def f(v: float) -> str:
+        return g.add_const(np.array(v, np.float32))
     r6 = node(g, "Clip", [node(g, "Add", [t, f(3.0)]), f(0.0), f(6.0)])
     return node(g, "Mul", [t, node(g, "Div", [r6, f(6.0)])])
 
