@@ -37,6 +37,7 @@ fixtures-mxnet:
 ## bench: benchmarks against peer tools (figures, not pass/fail)
 bench: $(STAMP)
 	$(PY) bench/bench_onnx_scale.py
+	$(PY) bench/bench_passes.py
 	$(PY) bench/bench_tf_to_onnx.py
 
 clean:

@@ -203,8 +203,12 @@ def test_tf2onnx_output_legalized_to_nhwc_has_no_inner_transposes(name, expected
     x = expected[f"{name}/input"]
     try:
         sess = ort.InferenceSession(peer.SerializeToString(), providers=["CPUExecutionProvider"])
-    except Exception:
-        pytest.skip(f"{name}: tf2onnx's own model does not load in onnxruntime (nothing to legalize)")
+    except Exception as e:
+        # tf2onnx lowers this model's GELU to Erfc, an op ONNX does not have: its file is invalid, so
+        # there is nothing to legalize. Record that, rather than skip.
+        assert "Erfc" in str(e), f"{name}: tf2onnx's model fails for another reason: {e}"
+        print(f"{name}: tf2onnx's model is invalid (Erfc); nothing to legalize")
+        return
     peer_out = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     graph = normalize(from_model(onnx.shape_inference.infer_shapes(peer)))
     inp = graph.inputs[0]
