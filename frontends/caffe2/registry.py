@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from convertkit.canonical_ir.graph import Graph, Node
-from convertkit.canonical_ir.ops import InferContext, get_schema
+from convertkit.canonical_ir.graph import Graph
+from convertkit.canonical_ir.passes.infer import infer_node  # noqa: F401  (re-exported)
+from convertkit.frontends._context import NodeInputs
 from convertkit.errors import ModelFileError
 from convertkit.frontends.caffe2.reader import _NESTED, arg_text
 
@@ -100,7 +101,7 @@ class Args:
         return ModelFileError(message, where=self.where, hint=hint)
 
 
-class OpContext(Args):
+class OpContext(NodeInputs, Args):
     """One Caffe2 op being converted: its arguments, IR input names and IR output names."""
 
     def __init__(self, graph: Graph, op: Any, args: dict[str, Any], inputs: list[str], outputs: list[str],
@@ -119,23 +120,6 @@ class OpContext(Args):
     # ---- tensors
     def n_inputs(self) -> int:
         return len(self.inputs)
-
-    def input(self, i: int) -> str:
-        if i >= len(self.inputs):
-            raise self.error(f"needs at least {i + 1} inputs, has {len(self.inputs)}")
-        return self.inputs[i]
-
-    def shape(self, i: int) -> tuple:
-        return self.graph.tensor(self.input(i)).shape
-
-    def rank(self, i: int) -> int:
-        return len(self.shape(i))
-
-    def dtype(self, i: int) -> np.dtype:
-        return self.graph.tensor(self.input(i)).dtype
-
-    def value(self, i: int) -> np.ndarray | None:
-        return self.graph.const_value(self.input(i))
 
     def param(self, i: int, what: str) -> np.ndarray:
         """The constant value of a weight input (the loader checked that weights come from the init net)."""
@@ -176,16 +160,6 @@ class OpContext(Args):
             raise self.error(f"{why} needs static sizes, but input {i} has shape {list(shape)}",
                              hint="put a value_info.json with the input shapes beside the net")
         return dims
-
-
-def infer_node(graph: Graph, node: Node) -> None:
-    """Shape/dtype inference of one freshly added node, so later converters see its output types."""
-    schema = get_schema(node.op)
-    types = schema.infer(InferContext(graph, node, schema))
-    for name, (dtype, shape) in zip(graph.outputs_of(node), types):
-        t = graph.tensor(name)
-        t.dtype = np.dtype(dtype)
-        t.shape = tuple(d if isinstance(d, str) else int(d) for d in shape)
 
 
 Dims = list[int | str]

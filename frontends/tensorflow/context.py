@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from convertkit.canonical_ir.graph import Graph, Node
-from convertkit.canonical_ir.ops import InferContext, get_schema
+from convertkit.canonical_ir.graph import Graph
+from convertkit.canonical_ir.passes.infer import infer_node  # noqa: F401  (re-exported)
+from convertkit.frontends._context import NodeInputs
 from convertkit.errors import ModelFileError, UnsupportedOpError
 from convertkit.frontends.tensorflow.tfgraph import TFNode, TFType, np_dtype
 
@@ -21,17 +22,7 @@ _REQUIRED = object()
 INT64 = np.dtype(np.int64)
 
 
-def infer_node(graph: Graph, node: Node) -> None:
-    """Shape/dtype inference of one freshly added node, so later converters see its output types."""
-    schema = get_schema(node.op)
-    types = schema.infer(InferContext(graph, node, schema))
-    for name, (dtype, shape) in zip(graph.outputs_of(node), types):
-        t = graph.tensor(name)
-        t.dtype = np.dtype(dtype)
-        t.shape = tuple(d if isinstance(d, str) else int(d) for d in shape)
-
-
-class Context:
+class Context(NodeInputs):
     """One TF node being converted."""
 
     def __init__(self, graph: Graph, node: TFNode, inputs: list[str], outputs: list[str], where: str) -> None:
@@ -76,24 +67,6 @@ class Context:
     @property
     def n_inputs(self) -> int:
         return len(self.inputs)
-
-    def input(self, i: int) -> str:
-        if i >= len(self.inputs):
-            raise self.error(f"needs at least {i + 1} inputs, has {len(self.inputs)}")
-        return self.inputs[i]
-
-    def shape(self, i: int) -> tuple:
-        return self.graph.tensor(self.input(i)).shape
-
-    def rank(self, i: int) -> int:
-        return len(self.shape(i))
-
-    def dtype(self, i: int) -> np.dtype:
-        return self.graph.tensor(self.input(i)).dtype
-
-    def value(self, i: int) -> np.ndarray | None:
-        """Constant value of input i, or None if computed at run time."""
-        return self.graph.const_value(self.input(i))
 
     def ints(self, i: int, what: str) -> list[int | str]:
         """The elements of an integer input that must be known when converting: constants, or shape

@@ -1,0 +1,36 @@
+"""Tensor accessors shared by the frontends' converter contexts."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from convertkit.canonical_ir.graph import Graph
+from convertkit.errors import ModelFileError
+
+
+class NodeInputs:
+    """A converter's view of its node's IR inputs. Needs ``graph``, ``inputs`` (IR tensor names by
+    port) and ``error(message)``."""
+
+    graph: Graph
+    inputs: list[str]
+    error: Callable[..., ModelFileError]
+
+    def input(self, i: int) -> str:
+        if i >= len(self.inputs):
+            raise self.error(f"needs at least {i + 1} inputs, has {len(self.inputs)}")
+        return self.inputs[i]
+
+    def shape(self, i: int) -> tuple:
+        return self.graph.tensor(self.input(i)).shape
+
+    def rank(self, i: int) -> int:
+        return len(self.shape(i))
+
+    def dtype(self, i: int) -> np.dtype:
+        return self.graph.tensor(self.input(i)).dtype
+
+    def value(self, i: int) -> np.ndarray | None:
+        """Constant value of input i, or None if computed at run time."""
+        return self.graph.const_value(self.input(i))
