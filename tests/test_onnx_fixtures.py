@@ -13,7 +13,7 @@ import convertkit
 from convertkit.backends.onnx import export
 from convertkit.canonical_ir.interpreter import run
 from tests.conftest import FIXTURES, ONNX_FIXTURES, ROOT
-from tests.onnx_check import ort_run, random_feeds
+from tests.onnx_check import random_feeds
 
 IDS = [p.relative_to(FIXTURES / "onnx").as_posix() for p in ONNX_FIXTURES]
 
