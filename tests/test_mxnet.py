@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from convertkit.frontends.mxnet.tensor_ops import reshape_terms
 import convertkit
 from convertkit.errors import ModelFileError, UnsupportedOpError
 from convertkit.pipeline import normalize
+from fixtures.mxnet_seeds import seeded_input, synthetic_weights  # the numbers MXNet was run on
 from tests.conftest import FIXTURES, ROOT
 from tests.onnx_check import ort_run
 
@@ -180,38 +180,6 @@ def test_params_reader_on_real_files(prefix):
 
 
 # ------------------------------------------------------------------------------ real models
-def seeded_input(key: str, name: str, shape: tuple) -> np.ndarray:
-    """Mirrors make_mxnet_fixtures.seeded_input (legacy RandomState: a stream numpy keeps stable)."""
-    seed = zlib.crc32(f"{key}|{name}".encode()) & 0x7FFFFFFF
-    return np.random.RandomState(seed).standard_normal(shape).astype(np.float32)
-
-
-def synthetic_weights(shapes: dict[str, list[int]]) -> dict[str, np.ndarray]:
-    """Mirrors make_mxnet_fixtures.synthetic_weights (random_value by name, then scaled)."""
-    out = {}
-    for name, shape in shapes.items():
-        rng = np.random.RandomState(zlib.crc32(name.encode()) & 0x7FFFFFFF)
-        shape = tuple(shape)
-        if name.endswith(("running_var", "moving_var")):
-            v = rng.uniform(0.5, 2.0, shape)
-        elif name.endswith(("running_mean", "moving_mean")):
-            v = rng.normal(0.0, 0.3, shape)
-        elif name.endswith("gamma"):
-            v = rng.uniform(0.6, 1.4, shape)
-        elif name.endswith(("beta", "bias")):
-            v = rng.normal(0.0, 0.2, shape)
-        elif name.endswith("alpha"):
-            v = rng.uniform(0.05, 0.4, shape)
-        else:
-            fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-            v = rng.normal(0.0, np.sqrt(2.0 / max(fan_in, 1)), shape)
-        v = v.astype(np.float32)
-        if not name.endswith(("var", "mean", "gamma", "beta", "bias", "alpha")):
-            v = v * np.float32(0.5)
-        out[name] = v
-    return out
-
-
 def _real_case(key: str) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
     feeds = {k.split("input_shape:")[1]: seeded_input(key, k.split("input_shape:")[1], tuple(REAL[k]))
              for k in REAL.files if k.startswith(f"{key}|input_shape:")}
@@ -258,7 +226,8 @@ def test_real_symbol_with_synthetic_weights(rel):
     from a seed, the result equals what MXNet computed with the same weights."""
     feeds, expected = _real_case(rel)
     symbol = mxfe.read_symbol(SHARED / rel)
-    params = synthetic_weights(_real_doc(rel, "param_shapes"))
+    shapes = _real_doc(rel, "param_shapes")
+    params = synthetic_weights(list(shapes), [tuple(v) for v in shapes.values()])
     shapes = {k: v.shape for k, v in feeds.items()}
     graph = normalize(mxfe.from_symbol(symbol, params, inputs=shapes), validate=True)
     check_outputs(interpret(graph, feeds), expected, f"{rel} interpreter")

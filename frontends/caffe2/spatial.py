@@ -159,18 +159,24 @@ def _spatial(ctx: OpContext, layout: str, n: int) -> list[Any]:
 
 
 # ------------------------------------------------------------------------------------ converters
-def conv(ctx: OpContext) -> None:
-    layout = ctx.order()
-    group = ctx.int("group", 1)
-    w = window(ctx)
-    if w.global_pooling:
-        raise ctx.error("global_pooling is a pooling argument, not a convolution's")
+def _kernel_from_filter(ctx: OpContext, w, layout: str) -> list[int]:
+    """The kernel size, read off the filter (a kernel argument, if given, must agree with it)."""
     weight = ctx.param(1, "filter")
     wk = list(weight.shape[1:-1] if layout == "NHWC" else weight.shape[2:])
     if w.kernel and w.kernel != wk:
         raise ctx.error(f"kernel {w.kernel} does not match the filter's shape {list(weight.shape)}")
     w.kernel = wk
     _fit_rank(ctx, w)
+    return wk
+
+
+def conv(ctx: OpContext) -> None:
+    layout = ctx.order()
+    group = ctx.int("group", 1)
+    w = window(ctx)
+    if w.global_pooling:
+        raise ctx.error("global_pooling is a pooling argument, not a convolution's")
+    wk = _kernel_from_filter(ctx, w, layout)
     attrs = {"kernel_shape": wk, "strides": w.strides, "dilations": w.dilations, "group": group,
              "layout": layout, **_padding(ctx, w, _spatial(ctx, layout, len(wk)), pool=False)}
     ctx.emit("Conv", ctx.inputs[:3], attrs=attrs)
@@ -180,19 +186,14 @@ def conv_transpose(ctx: OpContext) -> None:
     layout = ctx.order()
     group = ctx.int("group", 1)
     w = window(ctx, transpose=True)
-    weight = ctx.param(1, "filter")
-    wk = list(weight.shape[1:-1] if layout == "NHWC" else weight.shape[2:])
-    if w.kernel and w.kernel != wk:
-        raise ctx.error(f"kernel {w.kernel} does not match the filter's shape {list(weight.shape)}")
-    w.kernel = wk
-    _fit_rank(ctx, w)
+    wk = _kernel_from_filter(ctx, w, layout)
     if w.legacy == LEGACY_POOLING:
         raise ctx.error("legacy_pad=3 is not supported by ConvTranspose (Caffe2 refuses it too)")
     if any(a >= s for a, s in zip(w.adjs, w.strides)):
         raise ctx.error(f"adj {w.adjs} must be smaller than the stride {w.strides}")
     filt = ctx.input(1)
     if layout == "NHWC":  # Caffe2 [C_in, k..., C_out/G] -> ONNX [C_in, C_out/G, k...] -> the IR's NHWC form
-        onnx_w = np.moveaxis(weight, -1, 1)
+        onnx_w = np.moveaxis(ctx.param(1, "filter"), -1, 1)
         filt = ctx.const(conv_transpose_weight_from_nchw(onnx_w, group, "NHWC"), name="filter")
     pads = [0] * (2 * len(wk)) if w.legacy in (VALID, SAME) else w.pads
     attrs = {"kernel_shape": wk, "strides": w.strides, "pads": pads, "output_padding": w.adjs,
