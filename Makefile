@@ -5,7 +5,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fixtures fixtures-mxnet bench clean
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm clang valgrind
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test toolchain fixtures fixtures-digits fixtures-mxnet bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,13 +16,19 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
 	touch $(STAMP)
 
-## demo: the main job on a shipped fixture: a TensorFlow SavedModel to ONNX, its outputs in onnxruntime
-## printed beside TensorFlow's (becomes TensorFlow -> C bundle, compiled and run, when that backend lands)
-demo: $(STAMP)
-	$(VENV)/bin/convertkit fixtures/tf/mobilenet_v2 --to onnx -o out/mobilenet_v2.onnx --verify
+## toolchain: the C compilers, the Cortex-M cross toolchain, qemu and valgrind (Debian packages)
+toolchain:
+	@dpkg -s $(APT_PACKAGES) >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; }
+
+## demo: the main job on a shipped fixture: a TensorFlow SavedModel to an int8 C bundle, compiled and run,
+## its outputs printed beside TensorFlow's
+demo: $(STAMP) toolchain
+	$(VENV)/bin/convertkit fixtures/tf/digits_cnn --to c-bundle -o out/digits_bundle \
+	    --quantize int8 --calibration fixtures/tf/digits_calibration.npz --verify
 
 ## test: the whole test suite (prints the skip count; CI installs every optional runtime)
-test: $(STAMP)
+test: $(STAMP) toolchain
 	$(PY) -m pytest -n 2 -q
 
 ## fixtures: regenerate fixtures/ (see fixtures/README.md)
@@ -27,6 +36,11 @@ fixtures: $(STAMP)
 	$(PY) fixtures/make_onnx_fixtures.py
 	$(PY) fixtures/make_caffe2_fixtures.py
 	$(PY) fixtures/make_tf_fixtures.py
+
+## fixtures-digits: the C bundle accuracy fixture (trains on scikit-learn's digits; sklearn is needed here only)
+fixtures-digits: $(STAMP)
+	$(PY) -m pip install --quiet "scikit-learn==1.9.1"
+	$(PY) fixtures/make_digits_fixture.py
 
 ## fixtures-mxnet: regenerate fixtures/mxnet/ in a venv of its own (mxnet 1.9.1 needs numpy < 1.24)
 fixtures-mxnet:
@@ -39,6 +53,8 @@ bench: $(STAMP)
 	$(PY) bench/bench_onnx_scale.py
 	$(PY) bench/bench_passes.py
 	$(PY) bench/bench_tf_to_onnx.py
+	$(PY) bench/bench_c_bundle.py
+	$(PY) bench/bench_tflite.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

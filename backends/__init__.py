@@ -10,8 +10,11 @@ from convertkit.errors import UsageError
 
 BACKENDS: dict[str, str] = {
     "onnx": "convertkit.backends.onnx",
+    "tflite": "convertkit.backends.tflite",
+    "c-bundle": "convertkit.backends.c_bundle",
 }
-"""Target name -> module providing ``export(graph, path, **options) -> Path``."""
+"""Target name -> module providing ``export(graph, path, **options) -> Path`` and
+``target_capabilities(**options) -> Capabilities`` (what legalization must produce for it)."""
 
 
 def get_exporter(target: str) -> Callable[..., Path]:

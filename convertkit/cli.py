@@ -1,6 +1,8 @@
 """The command line.
 
     convertkit MODEL --to onnx -o OUT [--opset 17] [--input-layout NHWC] [--verify]
+    convertkit MODEL --to c-bundle -o DIR [--quantize int8 --calibration DATA] [--budget ram=256K]
+    convertkit MODEL --to tflite -o OUT.tflite [--quantize int8 --calibration DATA]
     convertkit inspect MODEL [--json]
     convertkit --print-passes [--to onnx]
 
@@ -18,7 +20,7 @@ from convertkit import __version__
 from convertkit.detect import FORMATS
 from convertkit.errors import ConvertError, UsageError
 
-TARGETS = ("onnx",)
+TARGETS = ("onnx", "tflite", "c-bundle")
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -52,6 +54,18 @@ def _convert_parser() -> argparse.ArgumentParser:
                    help="layout of the written model's image inputs (default: the source model's)")
     p.add_argument("--output-layout", choices=("NCHW", "NHWC"),
                    help="layout of the written model's image outputs (default: the source model's)")
+    q = p.add_argument_group("int8 quantization (--to tflite, --to c-bundle)")
+    q.add_argument("--quantize", choices=("int8",), help="quantize a float model after legalization "
+                   "(per-channel int8 weights, per-tensor int8 activations, int32 bias: TFLite's scheme)")
+    q.add_argument("--calibration", metavar="DATA",
+                   help="samples of the model's inputs: an .npz (one array per input), an .npy, or a folder")
+    q.add_argument("--calibration-method", choices=("minmax", "percentile"), default="minmax",
+                   help="activation ranges: min/max over the data (default), or a percentile of it")
+    q.add_argument("--percentile", type=float, default=99.99, help="for --calibration-method percentile")
+    q.add_argument("--quantized-io", choices=("int8", "float"), default="int8",
+                   help="int8 inputs/outputs (default), or float ones quantized inside the model")
+    p.add_argument("--budget", metavar="ram=SIZE,flash=SIZE",
+                   help="C bundle: fail unless the arena fits RAM and weights + code fit flash (e.g. ram=256K,flash=1M)")
     p.add_argument("--external-data", action="store_true",
                    help="ONNX: write weights to OUT.data beside the model (automatic above 2 GB)")
     p.add_argument("--verify", action="store_true",
@@ -114,32 +128,63 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         options["opset"] = args.opset
     if args.external_data:
         options["external_data"] = True
+    target_name = args.to or Path(args.output).suffix.lstrip(".")
+    if args.budget is not None:
+        if target_name != "c-bundle":
+            raise UsageError("--budget applies to --to c-bundle only")
+        options["budget"] = args.budget
+    quant = {"quantize": args.quantize, "calibration": args.calibration,
+             "calibration_method": args.calibration_method, "percentile": args.percentile,
+             "quantized_io": args.quantized_io}
 
     def dump(name: str, graph) -> None:
         print(f"--- after {name} ---\n{graph.summary()}")
 
+    written = []
     out = api.convert(args.model, to=args.to, output=args.output, format=args.format, weights=args.weights,
                       dump_after=args.dump_after, on_dump=dump, frontend_options=_frontend_options(args),
-                      **layouts, **options)
+                      log=None if args.quiet else print, quiet=args.quiet, on_graph=written.append,
+                      **quant, **layouts, **options)
     if not args.quiet:
         print(f"wrote {out}")
     if args.verify:
-        from convertkit.detect import detect_format, target_from_path
-        from convertkit.verify import format_diffs, source_label, verify
+        return _verify(args, out, written[0])
+    return 0
 
-        src_fmt = args.format or detect_format(args.model)
-        target = args.to or target_from_path(out)
-        diffs = verify(Path(args.model), src_fmt, out, target,
-                       weights=Path(args.weights) if args.weights else None,
-                       frontend_options=_frontend_options(args))
-        print(format_diffs(diffs, source_label(src_fmt), f"{target} out"))
-        worst = max((d.max_abs / (1e-5 + 1e-4 * float(abs(d.source).max(initial=0))) for d in diffs),
-                    default=0)
-        if worst > 1:
-            print("convertkit: verification FAILED: outputs differ beyond 1e-4 relative", file=sys.stderr)
+
+def _verify(args: argparse.Namespace, out: Path, graph) -> int:
+    from convertkit.detect import detect_format, target_from_path
+    from convertkit.verify import format_diffs, source_label, verify, verify_c_bundle
+
+    src_fmt = args.format or detect_format(args.model)
+    target = args.to or target_from_path(out)
+    weights = Path(args.weights) if args.weights else None
+    if target == "c-bundle":
+        import numpy as np
+
+        feeds = None
+        if args.calibration:  # in-distribution inputs for a quantized model: the first calibration sample
+            from convertkit.canonical_ir.quantize import load_calibration_data
+
+            feeds = load_calibration_data(args.calibration, graph)[0]
+            feeds = {k: np.asarray(v, np.float32) for k, v in feeds.items()}
+        diffs, line, ok = verify_c_bundle(Path(args.model), src_fmt, out, graph, feeds=feeds, weights=weights,
+                                          frontend_options=_frontend_options(args))
+        print(format_diffs(diffs, source_label(src_fmt), "C bundle"))
+        print(line)
+        if not ok:
+            print("convertkit: verification FAILED", file=sys.stderr)
             return EXIT_INTERNAL
-        if not args.quiet:
-            print("verification passed: outputs agree within 1e-4 relative")
+        return 0
+    diffs = verify(Path(args.model), src_fmt, out, target, weights=weights,
+                   frontend_options=_frontend_options(args))
+    print(format_diffs(diffs, source_label(src_fmt), f"{target} out"))
+    worst = max((d.max_abs / (1e-5 + 1e-4 * float(abs(d.source).max(initial=0))) for d in diffs), default=0)
+    if worst > 1:
+        print("convertkit: verification FAILED: outputs differ beyond 1e-4 relative", file=sys.stderr)
+        return EXIT_INTERNAL
+    if not args.quiet:
+        print("verification passed: outputs agree within 1e-4 relative")
     return 0
 
 

@@ -19,19 +19,23 @@ from convertkit.canonical_ir.passes import (
     NORMALIZE, Pass, PassManager, eliminate_common_subexpressions, fold_batch_norms, fold_constants,
     fold_pads, optimize_transposes, remove_dead_code, simplify_shapes)
 from convertkit.canonical_ir.passes.fusion import fusion_pass
+from convertkit.canonical_ir.passes.infer import bind_symbolic_dims
+from convertkit.canonical_ir.passes.qdq import lower_to_qdq
 from convertkit.canonical_ir.passes.layout import check_layout, io_layout_pass, layout_pass
 from convertkit.canonical_ir.passes.legalize import Capabilities, legalize_pass
 from convertkit.errors import UsageError
 
 
 def capabilities_for(target: str, **options: Any) -> Capabilities:
-    """What ``target`` accepts, given its options (the ONNX opset)."""
-    if target == "onnx":
-        from convertkit.backends.onnx import DEFAULT_OPSET
-        from convertkit.backends.onnx.capabilities import capabilities
+    """What ``target`` accepts, given its options (the ONNX opset, the C bundle's precision...):
+    the backend module's own ``capabilities(**options)``."""
+    import importlib
 
-        return capabilities(int(options.get("opset") or DEFAULT_OPSET))
-    raise UsageError(f"unknown target {target!r}", hint="targets: onnx")
+    from convertkit.backends import BACKENDS
+
+    if target not in BACKENDS:
+        raise UsageError(f"unknown target {target!r}", hint=f"targets: {', '.join(sorted(BACKENDS))}")
+    return importlib.import_module(BACKENDS[target]).target_capabilities(**options)
 
 
 def optimize_passes(caps: Capabilities, input_layout: str | None = None,
@@ -63,7 +67,12 @@ def stages_for_capabilities(caps: Capabilities, input_layout: str | None = None,
     legal = [Pass.of(legalize_pass(caps))]
     if caps.fused_activations:  # what a decomposition exposed (a split grouped conv's activation)
         legal.append(Pass.of(fusion_pass(caps)))
-    return [("normalize", list(NORMALIZE)),
+    normalize = list(NORMALIZE)
+    if not caps.integer_ops:
+        normalize.insert(0, Pass.of(lower_to_qdq))
+    if caps.static_shapes:
+        normalize.insert(0, Pass.of(bind_symbolic_dims))
+    return [("normalize", normalize),
             ("optimize", optimize_passes(caps, input_layout, output_layout)),
             ("legalize", legal)]
 
@@ -79,3 +88,26 @@ def make_manager(target: str | None = None, *, dump_after: str | None = None,
 def normalize(graph: Graph, *, validate: bool = False) -> Graph:
     """Shape inference, constant folding, identity and dead-code removal, to a fixed point."""
     return make_manager(None, validate=validate).run(graph)
+
+
+def quantize(graph: Graph, calibration: Any, *, method: str = "minmax", percentile: float = 99.99,
+             io: str = "int8", quiet: bool = True) -> tuple[Graph, dict]:
+    """Post-training int8 quantization of a legalized float graph (TFLite's scheme, see
+    ``canonical_ir/quantize/ptq.py``) from ``calibration`` (a path: .npz, .npy or a folder of them; or
+    a list of feeds). Returns the quantized graph and the error report measured on that data."""
+    from convertkit.canonical_ir.quantize import (
+        calibrate, load_calibration_data, quantization_report, quantize_graph)
+    from convertkit.progress import Progress
+
+    if io not in ("int8", "float"):
+        raise UsageError(f"quantized io {io!r} is not int8 or float")
+    if calibration is None:
+        raise UsageError("--quantize int8 needs calibration data", hint="add --calibration DATA (.npz, .npy "
+                         "or a folder of them, holding samples of the model's inputs)")
+    feeds = (load_calibration_data(calibration, graph) if isinstance(calibration, (str, bytes)) or
+             hasattr(calibration, "__fspath__") else list(calibration))
+    with Progress(len(feeds), "calibrating", quiet=quiet) as bar:
+        ranges = calibrate(graph, feeds, method, percentile, on_batch=lambda i: bar.update(i + 1))
+    q_graph = quantize_graph(graph, ranges, io=io)
+    report = quantization_report(graph, q_graph, feeds)
+    return q_graph, report

@@ -138,6 +138,19 @@ def _run_reference(source: Path, source_format: str, weights: Path | None, feeds
     return run(load(source, format=source_format, weights=weights, **options), feeds)
 
 
+def run_source(source: Path, source_format: str, feeds: dict[str, np.ndarray], weights: Path | None = None,
+               frontend_options: dict | None = None) -> dict[str, np.ndarray]:
+    """The source model on ``feeds`` in its own runtime (the reference interpreter for formats with
+    none here). ``frontend_options`` are those it was converted with, so the same function runs."""
+    options = {k: v for k, v in (frontend_options or {}).items() if v is not None}
+    if source_format in TF_FORMATS:  # feeds already name any cut points; these choose the function
+        tf_options = {k: v for k, v in options.items() if k in ("outputs", "signature", "tag")}
+        return RUNNERS[source_format](Path(source), feeds, **tf_options)
+    if source_format in RUNNERS:
+        return RUNNERS[source_format](Path(source), feeds)
+    return _run_reference(Path(source), source_format, weights, feeds, options)
+
+
 def source_label(source_format: str) -> str:
     return source_format if source_format in RUNNERS else f"{source_format} (reference interpreter)"
 
@@ -150,15 +163,8 @@ def verify(source: Path, source_format: str, output: Path, target: str, seed: in
     so the source runs the same function."""
     if target not in RUNNERS:
         raise UsageError(f"--verify cannot run {target} models yet", hint=f"it runs: {', '.join(sorted(RUNNERS))}")
-    options = {k: v for k, v in (frontend_options or {}).items() if v is not None}
     feeds = seeded_inputs(INPUT_SPECS[target](Path(output)), seed)
-    if source_format in TF_FORMATS:  # feeds already name any cut points; these choose the function
-        tf_options = {k: v for k, v in options.items() if k in ("outputs", "signature", "tag")}
-        ref = RUNNERS[source_format](Path(source), feeds, **tf_options)
-    elif source_format in RUNNERS:
-        ref = RUNNERS[source_format](Path(source), feeds)
-    else:
-        ref = _run_reference(Path(source), source_format, weights, feeds, options)
+    ref = run_source(source, source_format, feeds, weights, frontend_options)
     got = RUNNERS[target](Path(output), feeds)
     diffs = []
     for (name, a), b in zip(ref.items(), got.values()):
@@ -180,3 +186,42 @@ def format_diffs(diffs: list[OutputDiff], source_label: str, converted_label: st
         lines.append(f"  {source_label:>{w}}: " + " ".join(f"{v: .6f}" for v in a.astype(np.float64)))
         lines.append(f"  {converted_label:>{w}}: " + " ".join(f"{v: .6f}" for v in b.astype(np.float64)))
     return "\n".join(lines)
+
+
+def verify_c_bundle(source: Path, source_format: str, bundle: Path, graph, *, feeds: dict | None = None,
+                    seed: int = 0, weights: Path | None = None, frontend_options: dict | None = None
+                    ) -> tuple[list[OutputDiff], str, bool]:
+    """Compile the C bundle, run it on ``feeds`` (default: seeded inputs) and compare with the source
+    model in its runtime; an int8 bundle is also compared with convertkit's int8 reference interpreter on
+    ``graph`` (the graph the bundle was written from), which it must match bit for bit. Returns the
+    diffs against the source (dequantized), a line about the reference check, and whether it passed."""
+    from convertkit.backends.c_bundle.host import read_io, run_bundle
+    from convertkit.canonical_ir.interpreter import run
+
+    ins, outs = read_io(bundle)
+    if feeds is None:
+        feeds = seeded_inputs([(i.name, np.dtype(np.float32) if i.scale is not None else i.dtype, list(i.shape))
+                               for i in ins], seed)
+    ref = run_source(source, source_format, feeds, weights, frontend_options)
+    raw = run_bundle(bundle, [feeds])[0]
+    diffs = []
+    for (name, a), spec, r in zip(ref.items(), outs, raw):
+        a64 = np.asarray(a, np.float64).reshape(spec.shape)
+        b64 = spec.dequantize(r).astype(np.float64)
+        err = np.abs(a64 - b64)
+        diffs.append(OutputDiff(name, spec.shape, float(err.max(initial=0)),
+                                float((err / np.maximum(np.abs(a64), 1e-6)).max(initial=0)), a64, b64))
+    quantized = any(o.scale is not None for o in outs) or any(i.scale is not None for i in ins)
+    if not quantized:
+        worst = max((d.max_abs / (1e-5 + 1e-4 * float(np.abs(d.source).max(initial=0))) for d in diffs), default=0)
+        ok = worst <= 1
+        return diffs, ("C bundle (float32) vs source: " + ("within" if ok else "NOT within") + " 1e-4 relative"), ok
+    q_feeds = {i.name: i.quantize(feeds[i.name]) for i in ins}
+    expect = run(graph, q_feeds)
+    same = [np.array_equal(np.asarray(expect[o]).reshape(spec.shape), r)
+            for o, spec, r in zip(graph.outputs, outs, raw)]
+    n = sum(int(np.prod(spec.shape)) for spec in outs)
+    steps = ", ".join(f"{d.max_abs / o.scale:.1f}" for d, o in zip(diffs, outs) if o.scale)
+    line = (f"C bundle (int8) vs convertkit's int8 reference: {'bit-exact' if all(same) else 'DIFFERENT'} "
+            f"({n} values); vs the float source: max error {steps or '-'} quantization step(s)")
+    return diffs, line, all(same)

@@ -12,7 +12,7 @@ from convertkit.canonical_ir.passes.decompose import (
     BatchNormToMulAdd, GeluErf, GeluTanh, GemmToMatMul, GroupedConvSplit, HardSigmoidToClip,
     HardSwishToHardSigmoid, LayerNormDecompose, MishToSoftplus, ReduceMeanToGlobalPool, SoftplusStable,
     SwishToSigmoid)
-from convertkit.canonical_ir.passes.fusion import FoldPad, FuseActivation, UnfuseActivation
+from convertkit.canonical_ir.passes.fusion import FoldPad, FuseActivation, MatMulAddToGemm, UnfuseActivation
 from convertkit.canonical_ir.passes.rewrite import apply_rules, explain
 from tests.test_passes_equivalence import NHWC_TARGET, assert_same, check_pass
 from tests.test_passes_rewrite import const, graph_of, node, ops
@@ -80,6 +80,20 @@ def test_per_channel_add_joins_the_conv_bias_but_a_shared_output_does_not() -> N
         return [node(g, "Add", [y, g.add_const(w(3, 1, 1))]), y]
     g, feeds = graph_of((1, 2, 4, 4), shared)
     assert ops(check_pass(g, feeds, fold_batch_norms)) == ["Conv", "Add"]
+
+
+def test_matmul_plus_bias_becomes_gemm_and_says_why_not_otherwise() -> None:
+    def build(g, x):
+        return node(g, "Add", [g.add_const(w(5)), node(g, "MatMul", [x, g.add_const(w(4, 5))])])
+    g, feeds = graph_of((3, 4), build)
+    after = check_pass(g, feeds, lambda gr: apply_rules(gr, [MatMulAddToGemm()]))
+    assert ops(after) == ["Gemm"]
+
+    def batched(g, x):  # 3-D input: Gemm takes 2-D only
+        return node(g, "Add", [node(g, "MatMul", [x, g.add_const(w(4, 5))]), g.add_const(w(5))])
+    g, _ = graph_of((2, 3, 4), batched)
+    assert "not a 2-D input" in explain(g, [MatMulAddToGemm()], g.producer(g.outputs[0]))["MatMulAddToGemm"]
+    assert ops(g) == ["MatMul", "Add"]
 
 
 # ----------------------------------------------------------------------------- Pad folding

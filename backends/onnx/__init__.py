@@ -35,6 +35,10 @@ def to_model(graph: Graph, opset: int = DEFAULT_OPSET, producer_version: str = "
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise ExportError(f"opset {opset} is not supported", hint=f"choose {MIN_OPSET}..{newest}")
+    from convertkit.canonical_ir.passes.qdq import has_quantized_ops, to_qdq
+
+    if has_quantized_ops(graph):  # int8 models travel as QDQ: float ops between (De)QuantizeLinear
+        graph = to_qdq(graph)
     graph = _legal(graph, opset)
     writer = _Writer(graph, opset)
     writer.check_supported()
@@ -221,3 +225,10 @@ def _equal(a: Any, b: Any) -> bool:
         return bool(np.array_equal(np.asarray(a), np.asarray(b)))
     except Exception:
         return a == b
+
+
+def target_capabilities(opset: int | None = None, **_: Any):
+    """What this backend accepts at ``opset`` (for the pipeline's legalization)."""
+    from convertkit.backends.onnx.capabilities import capabilities
+
+    return capabilities(int(opset or DEFAULT_OPSET))

@@ -98,7 +98,7 @@ class FoldBatchNorm(Rule):
 
 
 class FoldAddIntoConvBias(Rule):
-    """Conv -> Add(per-channel constant): the constant joins the Conv's bias."""
+    """Conv/ConvTranspose -> Add(per-channel constant): the constant joins the layer's bias."""
 
     ops = frozenset({"Add"})
 
@@ -106,7 +106,7 @@ class FoldAddIntoConvBias(Rule):
         for port in (0, 1):
             prod = rw.producer_op(rw.input(node, port))
             c = rw.const(node, 1 - port)
-            if prod is None or prod.op != "Conv" or c is None:
+            if prod is None or prod.op not in ("Conv", "ConvTranspose") or c is None:
                 continue
             y = rw.input(node, port)
             if not rw.single_use(y) or FUSED_ACTIVATION in prod.attrs:
@@ -131,8 +131,42 @@ class FoldAddIntoConvBias(Rule):
         prod, port, c = self._parts(rw, node)
         old = rw.const(prod, 2)
         bias = c if old is None else old + c
-        rw.replace(prod, "Conv", [rw.input(prod, 0), rw.input(prod, 1),
-                                  rw.constant(bias.astype(c.dtype), f"{prod.name}_b")], dict(prod.attrs))
+        rw.replace(prod, prod.op, [rw.input(prod, 0), rw.input(prod, 1),
+                                   rw.constant(bias.astype(c.dtype), f"{prod.name}_b")], dict(prod.attrs))
+        rw.bypass(node, port)
+
+
+class MatMulAddToGemm(Rule):
+    """MatMul(2-D x, constant weights) -> Add(constant per-column bias): one Gemm with bias, as TFLite's
+    FULLY_CONNECTED and the C bundle's dense kernel take it (and int8 keeps the bias in int32)."""
+
+    ops = frozenset({"Add"})
+
+    def _parts(self, rw: Rewriter, node: Node) -> tuple[Node, int, np.ndarray] | str:
+        for port in (0, 1):
+            prod = rw.producer_op(rw.input(node, port))
+            c = rw.const(node, 1 - port)
+            if prod is None or prod.op != "MatMul" or c is None:
+                continue
+            y = rw.input(node, port)
+            w = rw.const(prod, 1)
+            if w is None or w.ndim != 2 or len(rw.shape(rw.input(prod, 0))) != 2:
+                return "not a 2-D input times constant 2-D weights"
+            if not rw.single_use(y) or FUSED_ACTIVATION in prod.attrs:
+                return "the MatMul output has other uses or a fused activation"
+            n = w.shape[1]
+            if c.ndim > 2 or c.dtype != w.dtype or c.size not in (1, n) or (c.ndim == 2 and c.shape[0] != 1):
+                return "the constant is not a per-column bias"
+            return prod, port, np.broadcast_to(c.reshape(-1), (n,)).copy()
+        return "not a MatMul plus a constant"
+
+    def check(self, rw: Rewriter, node: Node) -> str | None:
+        parts = self._parts(rw, node)
+        return parts if isinstance(parts, str) else None
+
+    def rewrite(self, rw: Rewriter, node: Node) -> None:
+        prod, port, c = self._parts(rw, node)
+        rw.replace(prod, "Gemm", [rw.input(prod, 0), rw.input(prod, 1), rw.constant(c, f"{prod.name}_b")], {})
         rw.bypass(node, port)
 
 
@@ -299,8 +333,12 @@ def fold_pads(graph: Graph) -> bool:
 
 
 def fusion_pass(caps: Capabilities) -> Callable[[Graph], bool]:
+    rules: list[Rule] = [MatMulAddToGemm()] if "Gemm" in caps.ops else []
+    rules.append(FuseActivation(caps))
+
     def fuse_activations(graph: Graph) -> bool:
-        return apply_rules(graph, [FuseActivation(caps)]) > 0
+        return apply_rules(graph, rules) > 0
     acts, ops = ", ".join(sorted(caps.fused_activations)), ", ".join(sorted(caps.fusable_ops))
-    fuse_activations.__doc__ = f"Activations fused into their producer ({acts} on {ops})."
+    fuse_activations.__doc__ = (f"Activations fused into their producer ({acts} on {ops})"
+                                + ("; MatMul + bias Add into Gemm." if len(rules) > 1 else "."))
     return fuse_activations

@@ -34,3 +34,22 @@ def infer_shapes(graph: Graph) -> bool:
     for node in graph.topo_order():
         changed |= infer_node(graph, node)
     return changed
+
+
+def bind_symbolic_dims(graph: Graph) -> bool:
+    """Give every graph input static dims, for targets that need them (the C bundle): a symbolic
+    leading (batch) dim becomes 1; any other symbolic dim is an error naming the input."""
+    changed = False
+    for name in graph.inputs:
+        t = graph.tensor(name)
+        if t.shape is None:
+            raise ShapeError(f"input {name!r} has no known shape",
+                             hint=f"give it one, e.g. --inputs '{name}=1x...'")
+        dims = tuple(1 if i == 0 and isinstance(d, str) else d for i, d in enumerate(t.shape))
+        bad = [d for d in dims if isinstance(d, str)]
+        if bad:
+            raise ShapeError(f"input {name!r} has symbolic dims {bad} (shape {list(t.shape)}) and this target "
+                             "needs static shapes", hint=f"fix them with --inputs '{name}=1x...'")
+        if dims != t.shape:
+            t.shape, changed = dims, True
+    return changed

@@ -82,6 +82,8 @@ class ConvertLayout(Rule):
     def check(self, rw: Rewriter, node: Node) -> str | None:
         if channels_last(rw.attrs(node)["layout"]) == self.last:
             return "already in the target layout"
+        if len(rw.shape(rw.input(node, 0))) <= 2:
+            return "rank <= 2: channels are axis 1 in either family"
         if node.op == "ConvTranspose" and rw.const(node, 1) is None and int(rw.attrs(node)["group"]) != 1:
             return "grouped ConvTranspose with a run-time weight"
         return None

@@ -46,6 +46,11 @@ class Capabilities:
     """Spatial ops the target writes well in either layout (layout conversion leaves them alone)."""
     hint: str | None = None
     """What to suggest when something cannot be lowered (e.g. a newer opset)."""
+    static_shapes: bool = False
+    """The target needs every shape static: a symbolic batch dim becomes 1 before anything else."""
+    integer_ops: bool = False
+    """The target runs quantized (int8) ops as such; if not, they become QDQ (float ops between
+    DequantizeLinear and QuantizeLinear) before anything else."""
 
     @property
     def layout(self) -> str:

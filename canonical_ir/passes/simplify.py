@@ -262,8 +262,55 @@ class ShuffleToGather(Rule):
         rw.replace(node, "Gather", [rw.input(first, 0), idx], {"axis": a})
 
 
+class ShuffleIntoQuantizedConstant(Rule):
+    """Transpose/Reshape of DequantizeLinear(an integer constant): the shuffle moves into the constant
+    (DequantizeLinear's axis follows), so quantized weights stay integer constants in the target's
+    layout instead of a run-time shuffle of dequantized values."""
+
+    ops = frozenset({"Transpose", "Reshape"})
+
+    def _new_axis(self, rw: Rewriter, node: Node, dq: Node) -> int | None | str:
+        scale = rw.const(dq, 1)
+        if scale is None or np.asarray(scale).size == 1:
+            return None
+        src = rw.shape(rw.input(dq, 0))
+        axis = int(rw.attrs(dq)["axis"]) % len(src)
+        if node.op == "Transpose":
+            return perm_of(rw, node).index(axis)
+        dst = rw.shape(rw.graph.outputs_of(node)[0])
+        before = int(np.prod(src[:axis], dtype=np.int64))
+        for j, d in enumerate(dst):
+            if d == src[axis] and int(np.prod(dst[:j], dtype=np.int64)) == before:
+                return j
+        return "the reshape splits or merges the quantization axis"
+
+    def check(self, rw: Rewriter, node: Node) -> str | None:
+        dq = rw.producer_op(rw.input(node, 0))
+        if dq is None or dq.op != "DequantizeLinear" or not rw.single_use(rw.input(node, 0)):
+            return "input is not a single-use DequantizeLinear"
+        x = rw.const(dq, 0)
+        if x is None or rw.const(dq, 1) is None or rw.attrs(dq).get("block_size"):
+            return "not a per-tensor/per-axis DequantizeLinear of constants"
+        if not rw.graph.tensor(rw.graph.outputs_of(node)[0]).is_static:
+            return "the output shape is not static"
+        axis = self._new_axis(rw, node, dq)
+        return axis if isinstance(axis, str) else None
+
+    def rewrite(self, rw: Rewriter, node: Node) -> None:
+        dq = rw.producer_op(rw.input(node, 0))
+        x = rw.const(dq, 0)
+        axis = self._new_axis(rw, node, dq)
+        out_shape = tuple(rw.shape(rw.graph.outputs_of(node)[0]))
+        value = np.transpose(x, perm_of(rw, node)) if node.op == "Transpose" else x.reshape(out_shape)
+        attrs = dict(dq.attrs)
+        if axis is not None:
+            attrs["axis"] = axis
+        ins = [rw.constant(np.ascontiguousarray(value), f"{node.name}_q"), *rw.graph.inputs_of(dq)[1:]]
+        rw.replace(node, "DequantizeLinear", ins, attrs)
+
+
 SIMPLIFY_RULES: tuple[Rule, ...] = (MergeTransposes(), DropNoopReshape(), CollapseReshapes(),
-                                    ShuffleToGather())
+                                    ShuffleToGather(), ShuffleIntoQuantizedConstant())
 
 
 def simplify_shapes(graph) -> bool:

@@ -32,6 +32,8 @@ def _runs(arr: np.ndarray, graph: Graph, name: str, where: Path) -> list[np.ndar
     want = tuple(t.shape) if t.shape is not None else None
     if t.dtype is not None and t.dtype.kind == "f" and arr.dtype.kind in "fiu":
         arr = arr.astype(t.dtype)
+    elif t.quant is not None and arr.dtype.kind == "f":  # real values for a quantized input: kept float
+        arr = arr.astype(np.float32)
     elif t.dtype is not None and arr.dtype != t.dtype:
         raise UsageError(f"{where}: array for input {name!r} is {arr.dtype}, the input is {t.dtype}")
     if want is None or _fits(arr.shape, want):

@@ -225,3 +225,48 @@ def softmax_int(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.n
     axis = int(attrs["axis"]) % x.ndim
     y = softmax_int8(np.moveaxis(x, axis, -1), qx, 1.0, qy.dtype)
     return [np.moveaxis(y, -1, axis)]
+
+
+def lut_populate(qx: QType, qy: QType, transform) -> np.ndarray:
+    """TFLite's ``LUTPopulate`` / ``PopulateLookupTable`` (ELU, GELU in int8): for every input value,
+    dequantize in float32, apply the float ``transform``, multiply by 1/s_out, round half away from
+    zero, add the zero point, saturate. Returns the table indexed by ``q - qmin``."""
+    vals = np.arange(qx.qmin, qx.qmax + 1, dtype=np.int64)
+    deq = F32(qx.s) * (vals - qx.zp).astype(F32)
+    out = np.asarray(transform(deq), F32)
+    rescaled = fx.round_half_away(out * (F32(1) / F32(qy.s)))
+    return np.clip(rescaled + qy.zp, qy.qmin, qy.qmax).astype(qy.dtype)
+
+
+LUT_TRANSFORMS = {
+    "Elu": lambda attrs: (lambda v: np.where(v < 0, np.exp(v) - F32(1), v).astype(F32)
+                          if float(attrs.get("alpha", 1.0)) == 1.0 else None),
+    "Gelu": lambda attrs: (lambda v: (F32(0.5) * v * (F32(1) + np.tanh(F32(math.sqrt(2 / math.pi))
+                                                                      * (v + F32(0.044715) * v ** 3))))
+                           if attrs.get("approximate", "none") == "tanh"
+                           else (F32(0.5) * v * (F32(1) + _erf(v / F32(math.sqrt(2)))))),
+    # no TFLite builtin (its converter writes ADD/RELU6/MUL); the same table method, convertkit's own
+    "HardSigmoid": lambda attrs: (lambda v: np.clip(F32(attrs.get("alpha", 0.2)) * v + F32(attrs.get("beta", 0.5)),
+                                                    F32(0), F32(1)).astype(F32)),
+}
+"""Ops whose int8 form is TFLite's float look-up table (``LUTPopulate``)."""
+
+
+def _erf(v: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.erf, otypes=[np.float64])(v.astype(np.float64)).astype(F32)
+
+
+def _lut_kernel(op: str):
+    def kernel(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndarray]:
+        need_quantized(in_q, out_q)
+        qx, qy = in_q[0], out_q[0]
+        require(qx.dtype == np.dtype(np.int8) and qy.dtype == np.dtype(np.int8), f"int8 {op} only")
+        transform = LUT_TRANSFORMS[op](attrs)
+        require(transform is not None, f"{op} with these attributes has no TFLite integer form")
+        return [lut_populate(qx, qy, transform)[inputs[0].astype(np.int64) - qx.qmin]]
+    kernel.__doc__ = f"int8 {op}: a 256-entry table built as TFLite builds it (``lut_populate``)."
+    return kernel
+
+
+for _op in LUT_TRANSFORMS:
+    quantized(_op)(_lut_kernel(_op))

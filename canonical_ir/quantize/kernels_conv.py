@@ -41,6 +41,20 @@ def _requantize_acc(acc: np.ndarray, out_q: QType, real: np.ndarray, wide: bool,
     return saturate(y + out_q.zp, out_q.dtype, lo, hi)
 
 
+def conv_real_multiplier(x_q: QType, w_q: QType, y_q: QType) -> np.ndarray:
+    """The real requantization multiplier(s) of CONV_2D / DEPTHWISE_CONV_2D / TRANSPOSE_CONV: double
+    s_x * s_w / s_y per weight channel (shared with the C bundle's kernels)."""
+    return np.float64(x_q.s) * w_q.scale.astype(np.float64) / np.float64(y_q.s)
+
+
+def fc_real_multiplier(a_q: QType, b_q: QType, y_q: QType) -> np.ndarray:
+    """FULLY_CONNECTED's real multiplier(s): per channel in double; per tensor s_a * s_b in float32
+    first (``GetQuantizedConvolutionMultipler``), then / s_y in double."""
+    if b_q.per_channel:
+        return np.float64(a_q.s) * b_q.scale.astype(np.float64) / np.float64(y_q.s)
+    return np.asarray(np.float64(F32(a_q.s * b_q.s)) / np.float64(y_q.s))
+
+
 def _check_weights(w_q: QType, n_out: int, axis: int, what: str, ndim: int = 4) -> None:
     require(w_q.dtype in (np.dtype(np.int8), np.dtype(np.int16)), f"{what} must be int8, got {w_q.dtype}")
     if w_q.per_channel:
@@ -77,7 +91,7 @@ def conv_int(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.ndar
     bshape = [1] * acc.ndim
     bshape[ch_axis] = -1
     acc = np.rint(acc).astype(np.int64) + _bias(b, n_out).reshape(bshape)
-    real = np.float64(x_q.s) * w_q.scale.astype(np.float64) / np.float64(y_q.s)
+    real = conv_real_multiplier(x_q, w_q, y_q)
     return [_requantize_acc(acc, y_q, real, wide, ch_axis, attrs)]
 
 
@@ -102,7 +116,7 @@ def conv_transpose_int(inputs: list, in_q: list, out_q: list, attrs: dict) -> li
     bshape = [1] * acc.ndim
     bshape[ch_axis] = -1
     acc = np.rint(acc).astype(np.int64) + _bias(b, n_out).reshape(bshape)
-    real = np.float64(x_q.s) * w_q.scale.astype(np.float64) / np.float64(y_q.s)
+    real = conv_real_multiplier(x_q, w_q, y_q)
     return [_requantize_acc(acc, y_q, real, x_q.dtype == np.dtype(np.int16), ch_axis, attrs)]
 
 
@@ -115,10 +129,7 @@ def _fc(a: np.ndarray, b: np.ndarray, bias: np.ndarray | None, a_q: QType, b_q: 
     bb = b.astype(np.float64) - (0 if b_q.per_channel else b_q.zp)
     acc = np.rint(np.matmul(a.astype(np.float64) - a_q.zp, bb)).astype(np.int64)
     acc = acc + _bias(bias, n) if bias is not None else acc
-    if b_q.per_channel:
-        real = np.float64(a_q.s) * b_q.scale.astype(np.float64) / np.float64(y_q.s)
-    else:
-        real = np.float64(F32(a_q.s * b_q.s)) / np.float64(y_q.s)
+    real = fc_real_multiplier(a_q, b_q, y_q)
     return _requantize_acc(acc, y_q, real, wide, acc.ndim - 1, attrs)
 
 

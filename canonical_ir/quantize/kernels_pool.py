@@ -55,17 +55,23 @@ def average_pool_int(inputs: list, in_q: list, out_q: list, attrs: dict) -> list
     return [_finish(y, in_q[0], out_q[0], attrs)]
 
 
-def quantized_mean(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, qx: QType, qy: QType) -> np.ndarray:
-    """TFLite ``QuantizedMeanOrSum`` (mean): one multiplier for s_x / (s_y * count)."""
-    require(not qx.per_channel and not qy.per_channel, "integer mean takes per-tensor quantized tensors")
-    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64)) if axes else 1
-    total = fx.wrap(np.sum(x.astype(np.int64), axis=axes, keepdims=keepdims))
+def mean_multiplier(qx: QType, qy: QType, count: int) -> tuple[int, int]:
+    """MEAN's one multiplier and shift for s_x / (s_y * count) (the C bundle shares it)."""
     m, shift = fx.quantize_multiplier(np.float64(qx.s) / np.float64(qy.s))
     m, shift = int(m), int(shift)
     if count > 0:
         n_shift = min(count.bit_length() - 1, 32, 31 + shift)
         m = int(((m << n_shift) // count) if n_shift >= 0 else (m >> -n_shift) // count)
         shift -= n_shift
+    return m, shift
+
+
+def quantized_mean(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, qx: QType, qy: QType) -> np.ndarray:
+    """TFLite ``QuantizedMeanOrSum`` (mean): one multiplier for s_x / (s_y * count)."""
+    require(not qx.per_channel and not qy.per_channel, "integer mean takes per-tensor quantized tensors")
+    count = int(np.prod([x.shape[a] for a in axes], dtype=np.int64)) if axes else 1
+    total = fx.wrap(np.sum(x.astype(np.int64), axis=axes, keepdims=keepdims))
+    m, shift = mean_multiplier(qx, qy, count)
     shifted = fx.wrap(total - qx.zp * count)
     out = fx.multiply_by_quantized_multiplier(shifted, m, shift) + qy.zp
     return saturate(out, qy.dtype)

@@ -444,7 +444,7 @@ def _squared_difference(r: Reader, op: S.Obj) -> None:
 
 
 FLOAT_ONLY = frozenset({"NEG", "RSQRT", "SQRT", "SQUARED_DIFFERENCE", "LOG_SOFTMAX", "EXP", "LOG", "ABS",
-                        "DIV", "MAXIMUM", "MINIMUM", "FLOOR", "GELU", "ELU", "SUM"})
+                        "DIV", "MAXIMUM", "MINIMUM", "FLOOR", "SUM"})
 """Ops converted for float tensors only: their TFLite integer kernels (LUTs, rescaling) are not
 modelled by the IR's integer kernels, so an int8 instance is refused rather than approximated."""
 

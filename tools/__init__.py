@@ -1,0 +1,1 @@
+"""Test-and-bench tools (not shipped in the convertkit package)."""

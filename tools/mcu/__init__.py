@@ -1,0 +1,1 @@
+"""Cortex-M build/run/count harness: ``from tools.mcu import mcu``."""
