@@ -93,6 +93,9 @@ def convert(src: PathLike, *, to: str | None = None, output: PathLike, format: s
                 log(f"int8 quantization error on the calibration data: {err}")
     if on_graph is not None:
         on_graph(graph)
-    if log is not None and "log" in inspect.signature(exporter).parameters:
+    params = inspect.signature(exporter).parameters
+    if log is not None and "log" in params:
         options["log"] = log
+    if "quiet" in params:
+        options["quiet"] = quiet
     return save(graph, output, format=target, **options)

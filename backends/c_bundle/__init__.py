@@ -86,15 +86,20 @@ def summary_text(b: Bundle, code: tuple[int | None, str]) -> str:
 
 
 def export(graph: Graph, path: str | os.PathLike, *, name: str = "model", budget: str | Budget | None = None,
-           log: Callable[[str], None] | None = None, **_: Any) -> Path:
+           log: Callable[[str], None] | None = None, quiet: bool = True, **_: Any) -> Path:
     """Write the C bundle of ``graph`` into the folder ``path`` (replaced if it exists). ``budget``
-    ('ram=256K,flash=1M') fails the export, naming the excess, when the model does not fit."""
+    ('ram=256K,flash=1M') fails the export, naming the excess, when the model does not fit. ``log``
+    receives the summary line; ``quiet=False`` shows a progress bar on a terminal for large models."""
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder", hint="the C bundle is a folder: -o bundle/")
     if isinstance(budget, str) or budget is None:
         budget = parse_budget(budget)
-    b = build(_legal(graph), name)
+    from convertkit.progress import Progress
+
+    legal = _legal(graph)
+    with Progress(len(legal.nodes), "writing the C bundle", quiet=quiet) as bar:
+        b = build(legal, name, on_node=lambda i: bar.update(i + 1))
     files = bundle_files(b, summary="")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

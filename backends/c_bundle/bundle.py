@@ -6,6 +6,7 @@ written; :mod:`.files` turns the result into the files of the folder.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -55,8 +56,9 @@ def _union_find() -> tuple[dict[str, str], callable]:
     return parent, find
 
 
-def build(graph: Graph, name: str = "model") -> Bundle:
-    """Emit every node, plan the arena, and collect what the model API exposes."""
+def build(graph: Graph, name: str = "model", on_node: Callable[[int], None] | None = None) -> Bundle:
+    """Emit every node, plan the arena, and collect what the model API exposes. ``on_node(i)`` is
+    called after node i is written (for a progress bar)."""
     order = graph.topo_order()
     missing: dict[str, tuple[str, str]] = {}
     chosen = []
@@ -79,7 +81,11 @@ def build(graph: Graph, name: str = "model") -> Bundle:
             raise ExportError(f"output {out!r} is a constant", hint="the model computes nothing for it")
 
     weights = WeightTable(prefix=f"{name}_w")
-    codes = [emit_node(graph, node, k, weights) for node, k in zip(order, chosen)]
+    codes = []
+    for i, (node, k) in enumerate(zip(order, chosen)):
+        codes.append(emit_node(graph, node, k, weights))
+        if on_node is not None:
+            on_node(i)
     precisions = {node_precision(graph, n) for n, c in zip(order, codes) if c.kernel.emit is not None}
 
     # ---- buffers: one per tensor, merged through views and in-place kernels
