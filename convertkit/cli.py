@@ -175,6 +175,8 @@ def _verify(args: argparse.Namespace, out: Path, graph) -> int:
         if not ok:
             print("convertkit: verification FAILED", file=sys.stderr)
             return EXIT_INTERNAL
+        if not args.quiet:
+            print("verification passed")
         return 0
     diffs = verify(Path(args.model), src_fmt, out, target, weights=weights,
                    frontend_options=_frontend_options(args))

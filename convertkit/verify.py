@@ -92,7 +92,12 @@ def _litert_interpreter(path: Path):
     except ImportError:
         raise UsageError("--verify of .tflite models needs ai-edge-litert",
                          hint='pip install "convertkit[verify]"') from None
-    it = lite.Interpreter(model_path=str(path), experimental_op_resolver_type=lite.OpResolverType.BUILTIN_REF)
+    try:
+        it = lite.Interpreter(model_path=str(path), experimental_op_resolver_type=lite.OpResolverType.BUILTIN_REF)
+    except ValueError as e:  # an op the reference resolver lacks (ELU): LiteRT's own builtin kernels
+        if "Didn't find op" not in str(e):
+            raise
+        it = lite.Interpreter(model_path=str(path))
     it.allocate_tensors()
     return it
 

@@ -437,3 +437,18 @@ def test_cli_refused_quantization_exit_code_two(tmp_path: Path, capsys) -> None:
     assert code == 2, err
     assert "LogSoftmax" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.tflite").exists()
+
+
+def test_cli_verify_of_a_model_with_an_op_the_reference_resolver_lacks(tmp_path: Path) -> None:
+    """small_cnn has ELU, which LiteRT's BUILTIN_REF resolver does not register: --verify falls back
+    to LiteRT's builtin kernels (float) instead of failing."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run([sys.executable, "-m", "convertkit.cli", str(TF_DIR / "small_cnn"), "-o",
+                           str(tmp_path / "c.tflite"), "--verify"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "verification passed" in proc.stdout

@@ -80,7 +80,8 @@ def summary_text(b: Bundle, code: tuple[int | None, str]) -> str:
     precision = "int8 (integer-only)" if not b.uses_float else (
         "float32" if b.precisions == {"float"} else "mixed int8/float32")
     code_txt = f"{code[0]} B ({code[1]}, -O2)" if code[0] is not None else f"unknown ({code[1]})"
-    return (f"C bundle: {n_ops} node functions ({n_views} views without code), {precision}; "
+    views = f"{n_views} view{'s' if n_views != 1 else ''} without code"
+    return (f"C bundle: {n_ops} node functions ({views}), {precision}; "
             f"arena {b.memory.arena_bytes} B (lower bound {b.memory.lower_bound} B); "
             f"weights {b.weights.nbytes} B; code {code_txt}")
 
