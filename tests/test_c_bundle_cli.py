@@ -76,3 +76,25 @@ def test_bad_flags(act_model, tmp_path, args, expected):
 def test_budget_only_for_c_bundle(act_model, tmp_path):
     assert "--budget applies to --to c-bundle only" in one_line_error(
         cli(act_model, "--to", "onnx", "-o", tmp_path / "m.onnx", "--budget", "ram=1K"))
+
+
+def test_percentile_calibration_from_a_folder(act_model, tmp_path):
+    """--calibration takes a folder of .npy/.npz files; the percentile method clips the outliers, so
+    the input scale is smaller than min/max's (read back from model.h)."""
+    data = tmp_path / "calib"
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        x = rng.standard_normal((1, 1000)).astype(np.float32)
+        x[0, 0] = 40.0  # one outlier per sample
+        np.save(data / f"s{i}.npy", x)
+    scales = {}
+    for method in ("minmax", "percentile"):
+        out = tmp_path / method
+        proc = cli(act_model, "--to", "c-bundle", "-o", out, "--quantize", "int8", "--calibration", data,
+                   "--calibration-method", method, "--percentile", "99.5", "--verify")
+        assert proc.returncode == 0, proc.stderr
+        line = next(ln for ln in (out / "model.h").read_text().splitlines() if "MODEL_INPUT0_SCALE" in ln
+                    and ln.startswith("#define"))
+        scales[method] = float.fromhex(line.split()[2].rstrip("f"))
+    assert scales["percentile"] < scales["minmax"] / 4

@@ -55,18 +55,18 @@ def test_model_code_has_no_stdio_no_malloc_no_float(bundle: Path) -> None:
 def test_caller_provided_arena(bundle: Path, tmp_path: Path) -> None:
     """model_run on the caller's arena (no static one compiled in) gives what model_invoke gives."""
     ins, outs = read_io(bundle)
-    (tmp_path / "caller.c").write_text(f"""#include <stdio.h>
+    (tmp_path / "caller.c").write_text("""#include <stdio.h>
 #include <string.h>
 #include "model.h"
-static union {{ unsigned char b[MODEL_ARENA_SIZE]; long long align; }} my_arena;
+static union { unsigned char b[MODEL_ARENA_SIZE]; long long align; } my_arena;
 int main(void)
-{{
+{
     long i;
     for (i = 0; i < MODEL_INPUT0_SIZE; ++i) MODEL_INPUT0_PTR(my_arena.b)[i] = (MODEL_INPUT0_TYPE)(i * 7 - 50);
     model_run(my_arena.b);
     for (i = 0; i < MODEL_OUTPUT0_SIZE; ++i) printf("%d ", (int)MODEL_OUTPUT0_PTR(my_arena.b)[i]);
     return 0;
-}}
+}
 """)
     (tmp_path / "static.c").write_text("""#include <stdio.h>
 #include "model.h"

@@ -196,6 +196,35 @@ def _window_prologue(g: dict[str, int]) -> tuple[str, str]:
     return row, col
 
 
+def _window_loops(g: dict[str, int], interior: str, border: str, *, step: int, group_open: str = "",
+                  after: str = "") -> str:
+    """The loop nest every windowed kernel shares: batch, output rows, output columns; per position the
+    valid tap range, then ``interior`` where the window lies wholly inside the input (the input zero
+    point folded into the bias) or ``border`` where it overlaps the padding (valid taps only, x - zp),
+    inside ``group_open`` (a block opener, for grouped convs) if given, then ``after``; ``yp`` (the
+    output pointer) advances by ``step``."""
+    N, H, W, C, KH, KW, OH, OW = (g[k] for k in ("N", "H", "W", "C", "KH", "KW", "OH", "OW"))
+    row, col = _window_prologue(g)
+    body = (f"if (ky0 == 0 && ky1 == {KH} && kx0 == 0 && kx1 == {KW}) {{\n{_indent(interior, 4)}\n"
+            f"}} else {{\n{_indent(border, 4)}\n}}")
+    if group_open:
+        body = f"{group_open.rstrip()}\n{_indent(body, 4)}\n}}"
+    if after:
+        body += "\n" + after.rstrip("\n")
+    return ("const int8_t *xb;\nint8_t *yp = out0;\n"
+            f"for (n = 0; n < {N}; ++n) {{\n"
+            f"    xb = in0 + n * {H * W * C};\n"
+            f"    for (oy = 0; oy < {OH}; ++oy) {{\n"
+            f"{_indent(row, 8)}\n"
+            f"        for (ox = 0; ox < {OW}; ++ox) {{\n"
+            f"{_indent(col, 12)}\n"
+            f"{_indent(body, 12)}\n"
+            f"            yp += {step};\n"
+            f"        }}\n"
+            f"    }}\n"
+            f"}}")
+
+
 def _indent(text: str, n: int) -> str:
     pad = " " * n
     return "\n".join(pad + ln if ln else ln for ln in text.split("\n"))
@@ -203,8 +232,8 @@ def _indent(text: str, n: int) -> str:
 
 def _regular(ctx: EmitContext, g: dict[str, int], group: int, cg: int, wd: np.ndarray, bias: np.ndarray,
              bias_f: np.ndarray, zx: int, rq: Requant) -> str:
-    N, H, W, C, KH, KW = g["N"], g["H"], g["W"], g["C"], g["KH"], g["KW"]
-    DH, DW, OH, OW, O = g["DH"], g["DW"], g["OH"], g["OW"], g["O"]
+    W, C, KH, KW = g["W"], g["C"], g["KH"], g["KW"]
+    DH, DW, O = g["DH"], g["DW"], g["O"]
     og = O // group
     wsym = ctx.weight(wd, "w")
     bf = ctx.weight(bias_f, "bias_zp")
@@ -281,7 +310,6 @@ def _regular(ctx: EmitContext, g: dict[str, int], group: int, cg: int, wd: np.nd
                 f"    yp[o] = {rq.expr('acc', 'o')};\n"
                 f"}}")
 
-    row, col = _window_prologue(g)
     grp = (f"for (o0 = 0, cin = 0; o0 < {O}; o0 += {og}, cin += {cg}) {{\n" if group > 1 else
            "o0 = 0;\ncin = 0;\n{\n")
     decls = "int32_t n, oy, ox, o, o0, cin, ky, iy0, ix0, ky0, ky1, kx0, kx1, acc;\n"
@@ -289,31 +317,13 @@ def _regular(ctx: EmitContext, g: dict[str, int], group: int, cg: int, wd: np.nd
         decls = decls.replace("acc;", "acc, acc1;" if og < 4 else "acc, acc1, acc2, acc3;")
     if not contiguous:
         decls = decls.replace("ky, ", "ky, kx, ")
-    return (decls +
-            "const int8_t *xb;\nint8_t *yp = out0;\n"
-            f"for (n = 0; n < {N}; ++n) {{\n"
-            f"    xb = in0 + n * {H * W * C};\n"
-            f"    for (oy = 0; oy < {OH}; ++oy) {{\n"
-            f"{_indent(row, 8)}\n"
-            f"        for (ox = 0; ox < {OW}; ++ox) {{\n"
-            f"{_indent(col, 12)}\n"
-            f"{_indent(grp, 12)}"
-            f"                if (ky0 == 0 && ky1 == {KH} && kx0 == 0 && kx1 == {KW}) {{\n"
-            f"{_indent(blocked(True), 20)}\n"
-            f"                }} else {{\n"
-            f"{_indent(blocked(False), 20)}\n"
-            f"                }}\n"
-            f"            }}\n"
-            f"            yp += {O};\n"
-            f"        }}\n"
-            f"    }}\n"
-            f"}}")
+    return decls + _window_loops(g, blocked(True), blocked(False), step=O, group_open=grp)
 
 
 def _depthwise(ctx: EmitContext, g: dict[str, int], wd: np.ndarray, bias: np.ndarray, bias_f: np.ndarray,
                zx: int, rq: Requant) -> str:
-    N, H, W, C, KH, KW = g["N"], g["H"], g["W"], g["C"], g["KH"], g["KW"]
-    DH, DW, OH, OW, O = g["DH"], g["DW"], g["OH"], g["OW"], g["O"]
+    W, C, KH, KW = g["W"], g["C"], g["KH"], g["KW"]
+    DH, DW, O = g["DH"], g["DW"], g["O"]
     mult = O // C
     wt = np.ascontiguousarray(wd.reshape(O, KH * KW).T)          # [tap, O]: one row per tap
     wsym = ctx.weight(wt, "w_dw")
@@ -339,41 +349,21 @@ def _depthwise(ctx: EmitContext, g: dict[str, int], wd: np.ndarray, bias: np.nda
                 f"    }}\n"
                 f"}}")
 
-    row, col = _window_prologue(g)
     if mult == 1:
-        return _depthwise_blocks(g, wsym, bf, braw, zx, rq, row, col)
+        return _depthwise_blocks(g, wsym, bf, braw, zx, rq)
     ctx.scratch(4 * O)
     decls = "int32_t n, oy, ox, o, c, m, ky, kx, iy0, ix0, ky0, ky1, kx0, kx1;\n"
-    return (decls +
-            "int32_t *acc = (int32_t *)(void *)scratch;\n"
-            "const int8_t *xb;\nint8_t *yp = out0;\n"
-            f"for (n = 0; n < {N}; ++n) {{\n"
-            f"    xb = in0 + n * {H * W * C};\n"
-            f"    for (oy = 0; oy < {OH}; ++oy) {{\n"
-            f"{_indent(row, 8)}\n"
-            f"        for (ox = 0; ox < {OW}; ++ox) {{\n"
-            f"{_indent(col, 12)}\n"
-            f"            if (ky0 == 0 && ky1 == {KH} && kx0 == 0 && kx1 == {KW}) {{\n"
-            f"{_indent(taps(True), 16)}\n"
-            f"            }} else {{\n"
-            f"{_indent(taps(False), 16)}\n"
-            f"            }}\n"
-            f"            for (o = 0; o < {O}; ++o) {{\n"
-            f"                yp[o] = {rq.expr('acc[o]', 'o')};\n"
-            f"            }}\n"
-            f"            yp += {O};\n"
-            f"        }}\n"
-            f"    }}\n"
-            f"}}")
+    requant = f"for (o = 0; o < {O}; ++o) {{\n    yp[o] = {rq.expr('acc[o]', 'o')};\n}}"
+    return (decls + "int32_t *acc = (int32_t *)(void *)scratch;\n"
+            + _window_loops(g, taps(True), taps(False), step=O, after=requant))
 
 
-def _depthwise_blocks(g: dict[str, int], wsym: str, bf: str, braw: str | None, zx: int, rq: Requant,
-                      row: str, col: str) -> str:
+def _depthwise_blocks(g: dict[str, int], wsym: str, bf: str, braw: str | None, zx: int, rq: Requant) -> str:
     """Depthwise with channel multiplier 1: per output position, four channels at a time with their
     accumulators in registers (``ck_mac4_s8``: word loads, SXTB16 + SMLABB/SMLATT under the DSP
     extension) over the window's taps; the channels left over one at a time."""
-    N, H, W, C, KH, KW = g["N"], g["H"], g["W"], g["C"], g["KH"], g["KW"]
-    DH, DW, OH, OW = g["DH"], g["DW"], g["OH"], g["OW"]
+    W, C, KH, KW = g["W"], g["C"], g["KH"], g["KW"]
+    DH, DW = g["DH"], g["DW"]
     c4 = C - C % 4
 
     def xp(c: str) -> str:
@@ -420,22 +410,7 @@ def _depthwise_blocks(g: dict[str, int], wsym: str, bf: str, braw: str | None, z
         return text.rstrip("\n")
 
     return ("int32_t n, oy, ox, c, ky, kx, iy0, ix0, ky0, ky1, kx0, kx1;\n"
-            "const int8_t *xb;\nint8_t *yp = out0;\n"
-            f"for (n = 0; n < {N}; ++n) {{\n"
-            f"    xb = in0 + n * {H * W * C};\n"
-            f"    for (oy = 0; oy < {OH}; ++oy) {{\n"
-            f"{_indent(row, 8)}\n"
-            f"        for (ox = 0; ox < {OW}; ++ox) {{\n"
-            f"{_indent(col, 12)}\n"
-            f"            if (ky0 == 0 && ky1 == {KH} && kx0 == 0 && kx1 == {KW}) {{\n"
-            f"{_indent(block(True), 16)}\n"
-            f"            }} else {{\n"
-            f"{_indent(block(False), 16)}\n"
-            f"            }}\n"
-            f"            yp += {C};\n"
-            f"        }}\n"
-            f"    }}\n"
-            f"}}")
+            + _window_loops(g, block(True), block(False), step=C))
 
 
 # ------------------------------------------------------------------------------------- ConvTranspose
