@@ -30,7 +30,12 @@ def _onnxruntime_session(path: Path):
         raise UsageError("--verify needs onnxruntime", hint='pip install "convertkit[verify]"') from None
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # e.g. an IR version newer than this onnxruntime reads: say so, in one line
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UsageError(f"onnxruntime cannot run {path} for --verify: {reason[-300:]}",
+                         hint="the installed onnxruntime may be older than the model") from None
 
 
 def _run_onnx(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -98,3 +98,15 @@ def test_percentile_calibration_from_a_folder(act_model, tmp_path):
                     and ln.startswith("#define"))
         scales[method] = float.fromhex(line.split()[2].rstrip("f"))
     assert scales["percentile"] < scales["minmax"] / 4
+
+
+def test_verify_of_a_model_onnxruntime_cannot_load_is_one_line(tmp_path):
+    """An ONNX file of an IR version newer than onnxruntime reads converts fine; --verify then says in
+    one line why it cannot run the source (no 'internal error')."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])
+    g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "r", [x], [y])
+    path = tmp_path / "new_ir.onnx"
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=99), path)
+    msg = one_line_error(cli(path, "--to", "c-bundle", "-o", tmp_path / "b", "--verify"))
+    assert "onnxruntime cannot run" in msg and "new_ir.onnx" in msg
