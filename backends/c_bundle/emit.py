@@ -81,21 +81,21 @@ class Kernel:
     view: bool = False
 
 
-KERNELS: dict[tuple[str, str], Kernel] = {}
+KERNELS: dict[tuple[str, str], list[Kernel]] = {}
+"""(op, precision) -> its kernels, tried in registration order: the first whose check passes writes
+the node (e.g. int8 QuantizeLinear: the requantizing table for int8 input, the float edge for float)."""
 PRECISIONS = ("float", "int8")
 
 
 def kernel(*ops: str, precision: str, check: CheckFn | None = None, inplace: bool = False,
            view: bool = False) -> Callable[[EmitFn], EmitFn]:
-    """Register ``fn(ctx) -> C body`` as the kernel of ``ops`` in ``precision`` ("float" or "int8")."""
+    """Register ``fn(ctx) -> C body`` as a kernel of ``ops`` in ``precision`` ("float" or "int8")."""
     precisions = PRECISIONS if precision == "any" else (precision,)
 
     def deco(fn: EmitFn) -> EmitFn:
         for op in ops:
             for p in precisions:
-                if (op, p) in KERNELS:
-                    raise ValueError(f"two C kernels for {op} ({p})")
-                KERNELS[(op, p)] = Kernel(op, p, fn, check, inplace, view)
+                KERNELS.setdefault((op, p), []).append(Kernel(op, p, fn, check, inplace, view))
         return fn
     return deco
 
@@ -104,7 +104,7 @@ def view_kernel(*ops: str) -> None:
     """Ops that only reinterpret their input's bytes: no code in either precision."""
     for op in ops:
         for p in PRECISIONS:
-            KERNELS[(op, p)] = Kernel(op, p, None, None, False, True)
+            KERNELS.setdefault((op, p), []).append(Kernel(op, p, None, None, False, True))
 
 
 def node_precision(graph: Graph, node: Node) -> str:
@@ -118,16 +118,18 @@ def node_precision(graph: Graph, node: Node) -> str:
 
 
 def find_kernel(graph: Graph, node: Node) -> tuple[Kernel | None, str | None]:
-    """The node's kernel, or None and why there is none."""
+    """The node's kernel (the first registered one whose check passes), or None and why there is none."""
     precision = node_precision(graph, node)
-    k = KERNELS.get((node.op, precision))
-    if k is None:
+    candidates = KERNELS.get((node.op, precision), [])
+    if not candidates:
         return None, f"no {precision} C kernel for {node.op}"
-    if k.check is not None:
-        why = k.check(graph, node)
-        if why is not None:
-            return None, why
-    return k, None
+    reasons = []
+    for k in candidates:
+        why = k.check(graph, node) if k.check is not None else None
+        if why is None:
+            return k, None
+        reasons.append(why)
+    return None, "; ".join(dict.fromkeys(reasons))
 
 
 def fmt_array(values: np.ndarray, per_line: int = 16) -> str:

@@ -8,18 +8,17 @@ arithmetic (they are the float interface), exactly as the IR's kernels compute t
   127 / -128 plus the zero point (numpy's ``nan_to_num`` in the IR), saturated.
 - DequantizeLinear: (q - zp) * scale in float32.
 
-An int8 -> int8 QuantizeLinear (a requantization) stays the look-up table of ``lut.py``: this module
-wraps that kernel so one registration serves both.
+An int8 -> int8 QuantizeLinear (a requantization) is the look-up table of ``lut.py``, registered first;
+the float edge here is the kernel tried after it.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from convertkit.backends.c_bundle.emit import KERNELS, EmitContext, Kernel, flit
-from convertkit.backends.c_bundle.kernels.int8 import lut
+from convertkit.backends.c_bundle.emit import EmitContext, flit, kernel
+from convertkit.backends.c_bundle.kernels.int8 import lut  # noqa: F401  (its table kernel is tried first)
 from convertkit.canonical_ir.graph import Graph, Node
 from convertkit.canonical_ir.ops import get_schema
-from convertkit.canonical_ir.quantize.base import QType
 
 F32 = np.dtype(np.float32)
 I8 = np.dtype(np.int8)
@@ -59,15 +58,11 @@ def _edge_check(graph: Graph, node: Node, src_dt: np.dtype, dst_dt: np.dtype) ->
 
 # ------------------------------------------------------------------------------------ QuantizeLinear
 def _quantize_check(graph: Graph, node: Node) -> str | None:
-    x = graph.tensor(graph.inputs_of(node)[0])
-    if QType.of(x) is not None:                   # int8 -> int8: the requantizing table
-        return lut._check(graph, node)
     return _edge_check(graph, node, F32, I8)
 
 
+@kernel("QuantizeLinear", precision="int8", check=_quantize_check)
 def emit_quantize(ctx: EmitContext) -> str:
-    if ctx.inputs[0].quant is not None:
-        return lut.emit_lut(ctx)
     scale = float(np.asarray(ctx.inputs[1].value).reshape(-1)[0])
     zp_ref = ctx.inputs[2] if len(ctx.inputs) > 2 else None
     zp = int(np.asarray(zp_ref.value).reshape(-1)[0]) if zp_ref is not None else 0
@@ -107,16 +102,12 @@ for (i = 0; i < {ctx.outputs[0].size}; ++i) {{
 }}"""
 
 
-_old = KERNELS.pop(("QuantizeLinear", "int8"))
-KERNELS[("QuantizeLinear", "int8")] = Kernel("QuantizeLinear", "int8", emit_quantize, _quantize_check,
-                                             _old.inplace, False)
-
-
 # ---------------------------------------------------------------------------------- DequantizeLinear
 def _dequantize_check(graph: Graph, node: Node) -> str | None:
     return _edge_check(graph, node, I8, F32)
 
 
+@kernel("DequantizeLinear", precision="int8", check=_dequantize_check)
 def emit_dequantize(ctx: EmitContext) -> str:
     scale = float(np.asarray(ctx.inputs[1].value).reshape(-1)[0])
     zp_ref = ctx.inputs[2] if len(ctx.inputs) > 2 else None
@@ -125,7 +116,3 @@ def emit_dequantize(ctx: EmitContext) -> str:
 for (i = 0; i < {ctx.outputs[0].size}; ++i) {{
     out0[i] = (float)((int32_t)in0[i] - ({zp})) * {flit(scale)};
 }}"""
-
-
-KERNELS[("DequantizeLinear", "int8")] = Kernel("DequantizeLinear", "int8", emit_dequantize, _dequantize_check,
-                                               False, False)
