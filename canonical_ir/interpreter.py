@@ -50,7 +50,7 @@ def run(graph: Graph, feeds: Mapping[str, np.ndarray], *, record: bool = False,
         in_names = graph.inputs_of(node)
         args = [None if n is None else _fetch(graph, values, n) for n in in_names]
         out_names = graph.outputs_of(node)
-        outs = _evaluate(node, args, len(out_names), signatures.get(node.name))
+        outs = evaluate(node, args, len(out_names), signatures.get(node.name))
         for name, value in zip(out_names, outs):
             values[name] = value
         if on_node is not None:
@@ -89,11 +89,13 @@ def evaluate_node(graph: Graph, node: Node, args: list[np.ndarray | None]) -> li
     """Run one node on the given input values: its integer kernel if any of its tensors is quantized,
     else its float kernel. For passes that evaluate nodes (such as constant folding)."""
     sig = quantized_signatures(graph, [node]).get(node.name)
-    return _evaluate(node, args, len(graph.outputs_of(node)), sig)
+    return evaluate(node, args, len(graph.outputs_of(node)), sig)
 
 
-def _evaluate(node: Node, args: list[np.ndarray | None], n_out: int,
-              sig: QSignature | None) -> list[np.ndarray]:
+def evaluate(node: Node, args: list[np.ndarray | None], n_out: int,
+             sig: QSignature | None) -> list[np.ndarray]:
+    """Run one node's kernel on ``args``: the integer kernel with quantization ``sig`` (in, out QTypes),
+    or the float kernel when ``sig`` is None. Errors name the node."""
     schema = get_schema(node.op)
     attrs = schema.resolve_attrs(node.attrs, where=f"node {node.name}")
     try:

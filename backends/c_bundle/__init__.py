@@ -24,6 +24,7 @@ from convertkit.backends.c_bundle.bundle import Bundle, build
 from convertkit.backends.c_bundle.capabilities import target_capabilities  # noqa: F401
 from convertkit.backends.c_bundle.files import CFLAGS, bundle_files
 from convertkit.canonical_ir.graph import Graph
+from convertkit.canonical_ir.passes.legalize import legalized
 from convertkit.errors import ExportError, UsageError
 
 
@@ -98,7 +99,7 @@ def export(graph: Graph, path: str | os.PathLike, *, name: str = "model", budget
         budget = parse_budget(budget)
     from convertkit.progress import Progress
 
-    legal = _legal(graph)
+    legal = legalized(graph, target_capabilities())
     with Progress(len(legal.nodes), "writing the C bundle", quiet=quiet) as bar:
         b = build(legal, name, on_node=lambda i: bar.update(i + 1))
     files = bundle_files(b, summary="")
@@ -122,23 +123,6 @@ def export(graph: Graph, path: str | os.PathLike, *, name: str = "model", budget
     if log is not None:
         log(summary)
     return out
-
-
-def _legal(graph: Graph) -> Graph:
-    """``graph`` if the C bundle takes it as it is, else a legalized copy (static shapes, NHWC,
-    decomposed). The pipeline (``convertkit.convert``) has normally done this already."""
-    from convertkit.canonical_ir.passes import NORMALIZE, PassManager
-    from convertkit.canonical_ir.passes.infer import bind_symbolic_dims
-    from convertkit.canonical_ir.passes.legalize import legalize, rejected
-
-    caps = target_capabilities()
-    if all(graph.tensor(t).dtype is not None and graph.tensor(t).is_static for t in graph.outputs) and \
-            not rejected(graph, caps):
-        return graph
-    g = graph.copy()
-    bind_symbolic_dims(g)
-    PassManager([("normalize", NORMALIZE)]).run(g)
-    return legalize(g, caps)
 
 
 def _check_budget(b: Bundle, code: tuple[int | None, str], budget: Budget) -> None:

@@ -51,10 +51,9 @@ def to_model(graph: Graph, opset: int = DEFAULT_OPSET, producer_version: str = "
 def _legal(graph: Graph, opset: int) -> Graph:
     """``graph`` if ONNX at ``opset`` takes every node, else a legalized copy (NCHW, decomposed)."""
     from convertkit.backends.onnx.capabilities import capabilities
-    from convertkit.canonical_ir.passes.legalize import legalize, rejected
+    from convertkit.canonical_ir.passes.legalize import legalized
 
-    caps = capabilities(opset)
-    return legalize(graph.copy(), caps) if rejected(graph, caps) else graph
+    return legalized(graph, capabilities(opset))
 
 
 def export(graph: Graph, path: str | os.PathLike, opset: int = DEFAULT_OPSET, *,

@@ -28,7 +28,7 @@ from convertkit.backends.tflite.capabilities import capabilities
 from convertkit.backends.tflite.model import Model
 from convertkit.backends.tflite.ops import BUILDERS, Ctx
 from convertkit.canonical_ir.graph import Graph
-from convertkit.canonical_ir.passes.legalize import Capabilities, LegalizeError, legalize, rejected
+from convertkit.canonical_ir.passes.legalize import Capabilities, LegalizeError, legalized, rejected
 
 
 def target_capabilities(**options: Any) -> Capabilities:
@@ -43,9 +43,9 @@ def to_bytes(graph: Graph, **options: Any) -> bytes:
 
 def _build(graph: Graph) -> tuple[bytes, Model]:
     caps = capabilities()
-    g = graph.copy()
-    if rejected(g, caps):
-        legalize(g, caps)
+    g = legalized(graph, caps)
+    if g is graph:
+        g = graph.copy()  # _prepare changes it
     _prepare(g)
     left = rejected(g, caps)
     if left:

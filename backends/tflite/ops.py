@@ -15,7 +15,7 @@ import numpy as np
 from convertkit.backends.tflite.model import Model
 from convertkit.canonical_ir.graph import Graph, Node, QuantParams
 from convertkit.canonical_ir.ops import get_schema
-from convertkit.canonical_ir.ops.nn import Window, _conv_t_geometry
+from convertkit.canonical_ir.ops.nn import Window, conv_t_geometry
 from convertkit.canonical_ir.ops.registry import FUSED_ACTIVATION
 
 I8, I16, I32, I64, F32 = (np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.float32))
@@ -309,7 +309,7 @@ def _conv_t_padding(g: Graph, node: Node) -> tuple[int, list[int]] | None:
     kernel = list(_const(g, w).shape[1:3])
     if not _static(spatial):
         return None
-    pb, pe, out = _conv_t_geometry(spatial, kernel, a)
+    pb, pe, out = conv_t_geometry(spatial, kernel, a)
     strides = a["strides"] or [1, 1]
     for i in range(2):
         total = strides[i] * (spatial[i] - 1) + kernel[i] - out[i]

@@ -286,7 +286,7 @@ def conv(x, w, b=None, *, layout="NCHW", **attrs):
 CONV_T_ATTRS = dict(CONV_ATTRS, output_padding=None, output_shape=None)
 
 
-def _conv_t_geometry(spatial: Sequence[Dim], kernel: Sequence[int], attrs: dict[str, Any],
+def conv_t_geometry(spatial: Sequence[Dim], kernel: Sequence[int], attrs: dict[str, Any],
                      new_dim=None) -> tuple[list[int], list[int], list[Dim]]:
     """(pads_begin, pads_end, output spatial size) of ConvTranspose, per the ONNX formulas."""
     n = len(kernel)
@@ -330,7 +330,7 @@ def _conv_t_infer(ctx: InferContext) -> list[TensorType]:
     kernel = ctx.attrs["kernel_shape"] or kernel
     if isinstance(x[1], int) and isinstance(in_w, int) and x[1] != in_w:
         raise ctx.error(f"input has {x[1]} channels, weight expects {in_w}")
-    out = _conv_t_geometry(x[2:], kernel, ctx.attrs, ctx.new_dim)[2]
+    out = conv_t_geometry(x[2:], kernel, ctx.attrs, ctx.new_dim)[2]
     if any(isinstance(o, int) and o <= 0 for o in out):
         raise ctx.error(f"output spatial size {out} is not positive")
     return [(ctx.dtype(0), _from_nc_shape((x[0], out_ch, *out), layout))]
@@ -356,7 +356,7 @@ def _conv_transpose_nc(x: np.ndarray, w: np.ndarray, b: np.ndarray | None,
     kernel = [int(k) for k in (attrs["kernel_shape"] or w.shape[2:])]
     nd = len(kernel)
     strides, dil = _ints(attrs.get("strides"), nd, 1), _ints(attrs.get("dilations"), nd, 1)
-    pb, _, out = _conv_t_geometry(x.shape[2:], kernel, attrs)
+    pb, _, out = conv_t_geometry(x.shape[2:], kernel, attrs)
     acc = _acc_dtype(x.dtype)
     k = int(np.prod(kernel))
     p = int(np.prod(x.shape[2:]))

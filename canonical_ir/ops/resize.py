@@ -51,6 +51,13 @@ def _scaled(n: int, scale: float) -> int:
     return int(np.floor(float(F32(scale)) * n))
 
 
+def output_geometry(in_shape: tuple, scales: Any, sizes: Any, attrs: dict[str, Any]) -> tuple[list[int], list[float]]:
+    """(output shape, per-axis float32 scale) of a Resize from its ``scales`` or, if those are absent
+    or empty, its ``sizes``; for every exporter and kernel that must resize exactly as the IR does."""
+    scales, sizes = _present(scales), _present(sizes)
+    return _plan(in_shape, scales, None if scales is not None else sizes, attrs)
+
+
 def _plan(in_shape: tuple, scales: np.ndarray | None, sizes: np.ndarray | None,
           attrs: dict[str, Any]) -> tuple[list[int], list[float]]:
     """(output shape, per-axis float32 scale) as onnxruntime computes them."""

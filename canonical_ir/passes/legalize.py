@@ -159,6 +159,23 @@ def rejected(graph: Graph, caps: Capabilities) -> dict[str, str]:
     return {n.name: why for n in graph.topo_order() if (why := caps.accepts(graph, n)) is not None}
 
 
+def legalized(graph: Graph, caps: Capabilities) -> Graph:
+    """``graph`` if ``caps`` takes it as it is, else a legalized copy: what an exporter does with a
+    graph that did not come through the pipeline (``convertkit.save``). A target with static shapes gets
+    the symbolic batch bound and shapes re-inferred and folded first, as its pipeline would."""
+    static = not caps.static_shapes or all(graph.tensor(t).is_static for t in graph.inputs)
+    if static and not rejected(graph, caps):
+        return graph
+    g = graph.copy()
+    if caps.static_shapes:
+        from convertkit.canonical_ir.passes.infer import bind_symbolic_dims
+        from convertkit.canonical_ir.passes.manager import NORMALIZE, PassManager
+
+        bind_symbolic_dims(g)
+        PassManager([("normalize", NORMALIZE)]).run(g)
+    return legalize(g, caps)
+
+
 def legalize(graph: Graph, caps: Capabilities, rules: Iterable[Lowering] | None = None) -> Graph:
     """Rewrite ``graph`` (in place) into what ``caps`` accepts, or raise one :class:`LegalizeError`.
 

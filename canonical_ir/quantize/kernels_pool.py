@@ -20,7 +20,7 @@ import numpy as np
 
 from convertkit.canonical_ir.ops import get_schema
 from convertkit.canonical_ir.ops.nn import channels_last
-from convertkit.canonical_ir.ops.resize import _plan, _present
+from convertkit.canonical_ir.ops.resize import output_geometry
 from convertkit.canonical_ir.quantize import fixedpoint as fx
 from convertkit.canonical_ir.quantize.base import (
     F32, QType, activation_range, float_attrs, need_quantized, quantized, require, requantize, saturate)
@@ -77,7 +77,7 @@ def quantized_mean(x: np.ndarray, axes: tuple[int, ...], keepdims: bool, qx: QTy
     return saturate(out, qy.dtype)
 
 
-def _reduce_axes(x: np.ndarray, axes: np.ndarray | None, noop: int) -> tuple[int, ...]:
+def reduce_axes(x: np.ndarray, axes: np.ndarray | None, noop: int) -> tuple[int, ...]:
     ax = [] if axes is None else [int(a) for a in np.asarray(axes).reshape(-1)]
     if not ax:
         return () if noop else tuple(range(x.ndim))
@@ -89,7 +89,7 @@ def reduce_mean_int(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[
     """MEAN."""
     need_quantized(in_q, out_q)
     x = inputs[0]
-    axes = _reduce_axes(x, inputs[1] if len(inputs) > 1 else None, attrs["noop_with_empty_axes"])
+    axes = reduce_axes(x, inputs[1] if len(inputs) > 1 else None, attrs["noop_with_empty_axes"])
     return [quantized_mean(x, axes, bool(attrs["keepdims"]), in_q[0], out_q[0])]
 
 
@@ -110,7 +110,7 @@ def _extreme_kernel(op: str, fn):
             axes = tuple(range(1, x.ndim - 1)) if channels_last(attrs["layout"]) else tuple(range(2, x.ndim))
             keep = True
         else:
-            axes = _reduce_axes(x, inputs[1] if len(inputs) > 1 else None, attrs["noop_with_empty_axes"])
+            axes = reduce_axes(x, inputs[1] if len(inputs) > 1 else None, attrs["noop_with_empty_axes"])
             keep = bool(attrs["keepdims"])
         y = fn(x, axis=axes, keepdims=keep) if axes else x
         return [_finish(y, in_q[0], out_q[0], attrs)]
@@ -147,7 +147,7 @@ def _tflite_resize_flags(attrs: dict, n_out: tuple[int, int]) -> tuple[bool, boo
                      "coordinates)")
 
 
-def _bilinear_axis(n_in: int, n_out: int, align: bool, half: bool) -> tuple[np.ndarray, ...]:
+def bilinear_axis(n_in: int, n_out: int, align: bool, half: bool) -> tuple[np.ndarray, ...]:
     """``ComputeInterpolationValuesInteger`` for every output index: (scaled, lower, upper)."""
     scale = ((1 << 10) * n_in + n_out // 2) // n_out
     if align and n_out > 1:
@@ -162,8 +162,8 @@ def _bilinear_axis(n_in: int, n_out: int, align: bool, half: bool) -> tuple[np.n
 def _resize_bilinear(x: np.ndarray, out_hw: tuple[int, int], align: bool, half: bool) -> np.ndarray:
     """``ResizeBilinearInteger`` on [N, H, W, C] stored values."""
     (h, w), (oh, ow) = x.shape[1:3], out_hw
-    iy, y0, y1 = _bilinear_axis(h, oh, align, half)
-    ix, x0, x1 = _bilinear_axis(w, ow, align, half)
+    iy, y0, y1 = bilinear_axis(h, oh, align, half)
+    ix, x0, x1 = bilinear_axis(w, ow, align, half)
     dy = (iy - (y0 << 10))[None, :, None, None]
     dx = (ix - (x0 << 10))[None, None, :, None]
     v = x.astype(np.int64)
@@ -185,7 +185,7 @@ def _nearest_index(n_in: int, n_out: int, align: bool, half: bool) -> np.ndarray
     return np.maximum(idx, 0) if half else idx
 
 
-def _tflite_nearest_or_none(attrs: dict, n_out: tuple[int, int]) -> tuple[bool, bool] | None:
+def tflite_nearest_or_none(attrs: dict, n_out: tuple[int, int]) -> tuple[bool, bool] | None:
     try:
         return _tflite_resize_flags(attrs, n_out)
     except ValueError:
@@ -201,14 +201,13 @@ def resize_int(inputs: list, in_q: list, out_q: list, attrs: dict) -> list[np.nd
     need_quantized(in_q, out_q)
     x, roi, scales, sizes = (inputs + [None] * 4)[:4]
     x_q = in_q[0]
-    scales, sizes = _present(scales), _present(sizes)
-    out_shape, sc = _plan(x.shape, scales, None if scales is not None else sizes, attrs)
+    out_shape, sc = output_geometry(x.shape, scales, sizes, attrs)
     changed = [a for a in range(x.ndim) if out_shape[a] != x.shape[a] or sc[a] != 1]
     hw = None
     if x.ndim == 4:
         hw = (1, 2) if set(changed) <= {1, 2} else (2, 3) if set(changed) <= {2, 3} else None
     exact_ratio = hw is not None and all(F32(sc[a]) == F32(out_shape[a]) / F32(x.shape[a]) for a in hw)
-    flags = _tflite_nearest_or_none(attrs, (out_shape[hw[0]], out_shape[hw[1]])) if exact_ratio else None
+    flags = tflite_nearest_or_none(attrs, (out_shape[hw[0]], out_shape[hw[1]])) if exact_ratio else None
     if attrs["mode"] == "nearest" and flags is None:
         y = get_schema("Resize").kernel(x, roi, scales, sizes, **float_attrs(attrs))
         return [requantize(np.asarray(y), x_q, out_q[0])]

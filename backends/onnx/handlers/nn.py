@@ -24,7 +24,7 @@ from convertkit.backends.onnx.registry import ExportContext, exporter
 from convertkit.canonical_ir.ops import get_schema
 from convertkit.canonical_ir.ops.nn import (
     _axis_geometry,
-    _conv_t_geometry,
+    conv_t_geometry,
     _ints,
     channels_last,
     conv_transpose_weight_to_nchw,
@@ -162,7 +162,7 @@ def conv_transpose(ctx: ExportContext) -> None:
     spatial = _nc_shape(ctx)[2:]
     if (attrs.get("output_shape") or attrs.get("auto_pad", "NOTSET") != "NOTSET") and \
             all(isinstance(d, int) for d in spatial):
-        pb, pe, _ = _conv_t_geometry(spatial, kernel, get_schema("ConvTranspose").resolve_attrs(attrs))
+        pb, pe, _ = conv_t_geometry(spatial, kernel, get_schema("ConvTranspose").resolve_attrs(attrs))
         if min(pb + pe) >= 0:
             for key in ("output_shape", "auto_pad"):
                 attrs.pop(key, None)
@@ -253,12 +253,13 @@ def _full_rank(ctx: ExportContext, port: int, axes: list[int], rank: int, fill: 
 
 def _symmetric_is_half_pixel(ctx: ExportContext, shape: tuple, a: dict[str, Any]) -> bool:
     """half_pixel_symmetric equals half_pixel when every resized axis scales to a whole size."""
-    from convertkit.canonical_ir.ops.resize import _plan, _present
+    from convertkit.canonical_ir.ops.resize import output_geometry
 
-    scales, sizes = _present(ctx.const_value(2)), _present(ctx.const_value(3))
-    if not all(isinstance(d, int) for d in shape) or (scales is None and sizes is None):
+    scales, sizes = ctx.const_value(2), ctx.const_value(3)
+    if not all(isinstance(d, int) for d in shape) or all(v is None or np.asarray(v).size == 0
+                                                         for v in (scales, sizes)):
         return False
-    out, sc = _plan(shape, scales, None if scales is not None else sizes, a)
+    out, sc = output_geometry(shape, scales, sizes, a)
     return all(np.float32(s) * np.float32(n) == np.float32(o) for s, n, o in zip(sc, shape, out))
 
 

@@ -1,7 +1,7 @@
 """float32 Conv (1-D NWC / 2-D NHWC; grouped, depthwise with any channel multiplier; strides,
 dilations, explicit/auto pads) and ConvTranspose (same cases), channels-last.
 
-The geometry (pads, output size) is the IR's own (``ops.nn.Window`` / ``_conv_t_geometry``). Taps
+The geometry (pads, output size) is the IR's own (``ops.nn.Window`` / ``conv_t_geometry``). Taps
 outside the input are skipped (pads are zeros), so no inner loop has a bounds check.
 
 - Conv (any group) and depthwise with multiplier 1: per output pixel, blocks of 4 output channels are
@@ -23,7 +23,7 @@ from convertkit.backends.c_bundle.kernels.float32.common import (
     has_activation,
     indent,
 )
-from convertkit.canonical_ir.ops.nn import Window, _conv_t_geometry
+from convertkit.canonical_ir.ops.nn import Window, conv_t_geometry
 
 
 _conv_check = spatial_check(const_inputs=(1, 2))
@@ -235,7 +235,7 @@ def emit_conv_transpose(ctx: EmitContext) -> str:
     nd = len(kernel_shape)
     strides = list(attrs.get("strides") or [1] * nd)
     dil = list(attrs.get("dilations") or [1] * nd)
-    pb, _, out = _conv_t_geometry(list(x.shape[1:-1]), kernel_shape, attrs)
+    pb, _, out = conv_t_geometry(list(x.shape[1:-1]), kernel_shape, attrs)
     if one_d:
         sh, sw, dh, dw, ph, pw, oh, ow = 1, strides[0], 1, dil[0], 0, pb[0], 1, out[0]
     else:

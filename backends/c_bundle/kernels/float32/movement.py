@@ -255,8 +255,7 @@ def _resize_check(graph: Graph, node: Node) -> str | None:
 def _axis_weights(x_shape: tuple, roi, scales, sizes, attrs: dict) -> list[tuple[int, np.ndarray]]:
     """(axis, weight matrix [n_out, n_in]) per resampled axis, in the IR kernel's order."""
     mode, coord = attrs["mode"], attrs["coordinate_transformation_mode"]
-    scales, sizes = rz._present(scales), rz._present(sizes)
-    out_shape, sc = rz._plan(x_shape, scales, None if scales is not None else sizes, attrs)
+    out_shape, sc = rz.output_geometry(x_shape, scales, sizes, attrs)
     a = rz.F32(attrs["cubic_coeff_a"])
     result = []
     for ax in range(len(x_shape)):

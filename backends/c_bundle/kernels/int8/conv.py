@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from convertkit.backends.c_bundle.emit import EmitContext, kernel
 from convertkit.canonical_ir.graph import Graph, Node
-from convertkit.canonical_ir.ops.nn import Window, _conv_t_geometry, channels_last
+from convertkit.canonical_ir.ops.nn import Window, conv_t_geometry, channels_last
 from convertkit.canonical_ir.ops.registry import get_schema
 from convertkit.canonical_ir.quantize import fixedpoint as fx
 from convertkit.canonical_ir.quantize.base import QType, activation_range
@@ -430,14 +430,14 @@ def emit_conv_transpose(ctx: EmitContext) -> str:
     if len(x.shape) == 3:
         n, h, wd, c = x.shape[0], 1, x.shape[1], x.shape[2]
         kh, kw = 1, w.shape[1]
-        pb, _pe, out = _conv_t_geometry([wd], [kw], attrs)
+        pb, _pe, out = conv_t_geometry([wd], [kw], attrs)
         pt, pl, oh, ow = 0, pb[0], 1, out[0]
         sh, sw = 1, int((attrs["strides"] or [1])[0])
         dh, dw = 1, int((attrs["dilations"] or [1])[0])
     else:
         n, h, wd, c = x.shape
         kh, kw = w.shape[1], w.shape[2]
-        pb, _pe, out = _conv_t_geometry([h, wd], [kh, kw], attrs)
+        pb, _pe, out = conv_t_geometry([h, wd], [kh, kw], attrs)
         pt, pl = pb
         oh, ow = out
         sh, sw = [int(v) for v in (attrs["strides"] or [1, 1])]

@@ -13,7 +13,7 @@ dimensions that are not affine (a Gather with arbitrary indices, a Tile), so cop
 strided loops that compilers turn into block moves.
 
 Resize bilinear is TFLite's ``ResizeBilinearInteger`` (10-bit weights, one rounding) with the per-axis
-indices and weights from the IR's ``_bilinear_axis``.
+indices and weights from the IR's ``bilinear_axis``.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from convertkit.backends.c_bundle.emit import EmitContext, kernel
 from convertkit.canonical_ir.graph import Graph, Node
-from convertkit.canonical_ir.interpreter import _evaluate, evaluate_node
+from convertkit.canonical_ir.interpreter import evaluate, evaluate_node
 from convertkit.canonical_ir.ops import get_schema
 from convertkit.canonical_ir.quantize.base import QType, activation_range, requantize, saturate
 
@@ -207,7 +207,7 @@ def selection_maps(ctx: EmitContext, detect_fill: bool = False) -> list[np.ndarr
     sig = (in_q, [qx] * len(ctx.outputs))
 
     def run(vals: np.ndarray) -> list[np.ndarray]:
-        return [np.asarray(o).astype(np.int64) for o in _evaluate(node, [vals.astype(np.int8), *consts],
+        return [np.asarray(o).astype(np.int64) for o in evaluate(node, [vals.astype(np.int8), *consts],
                                                                   len(ctx.outputs), sig)]
     maps = [np.zeros(r.shape, np.int64) for r in ctx.outputs]
     fill = [np.zeros(r.shape, bool) for r in ctx.outputs]
@@ -345,22 +345,21 @@ def emit_concat(ctx: EmitContext) -> str:
 # ------------------------------------------------------------------------------------------- Resize
 def _resize_geometry(graph: Graph, node: Node):
     """(mode, hw, n_out, align, half) of an int8 Resize, as the IR's ``resize_int`` decides them."""
-    from convertkit.canonical_ir.ops.resize import _plan, _present
-    from convertkit.canonical_ir.quantize.kernels_pool import F32, _tflite_nearest_or_none
+    from convertkit.canonical_ir.ops.resize import output_geometry
+    from convertkit.canonical_ir.quantize.kernels_pool import F32, tflite_nearest_or_none
 
     attrs = get_schema("Resize").resolve_attrs(node.attrs)
     ins = (list(graph.inputs_of(node)) + [None] * 4)[:4]
     x = graph.tensor(ins[0])
     vals = [graph.const_value(t) if t is not None else None for t in ins[1:]]
-    scales, sizes = _present(vals[1]), _present(vals[2])
     shape = tuple(int(d) for d in x.shape)
-    out_shape, sc = _plan(shape, scales, None if scales is not None else sizes, attrs)
+    out_shape, sc = output_geometry(shape, vals[1], vals[2], attrs)
     changed = [a for a in range(len(shape)) if out_shape[a] != shape[a] or sc[a] != 1]
     hw = None
     if len(shape) == 4:
         hw = (1, 2) if set(changed) <= {1, 2} else (2, 3) if set(changed) <= {2, 3} else None
     exact = hw is not None and all(F32(sc[a]) == F32(out_shape[a]) / F32(shape[a]) for a in hw)
-    flags = _tflite_nearest_or_none(attrs, (out_shape[hw[0]], out_shape[hw[1]])) if exact else None
+    flags = tflite_nearest_or_none(attrs, (out_shape[hw[0]], out_shape[hw[1]])) if exact else None
     return attrs, hw, out_shape, exact, flags
 
 
@@ -392,13 +391,13 @@ def emit_resize(ctx: EmitContext) -> str:
     table = requant_table(x.quant, y.quant)
     if attrs["mode"] == "nearest":
         return _emit_copy(ctx, selection_maps(ctx)[0], "out0", table, "resize")
-    from convertkit.canonical_ir.quantize.kernels_pool import _bilinear_axis
+    from convertkit.canonical_ir.quantize.kernels_pool import bilinear_axis
 
     align, half = flags
     n, h, w, c = x.shape
     oh, ow = out_shape[1], out_shape[2]
-    iy, y0, y1 = _bilinear_axis(h, oh, align, half)
-    ix, x0, x1 = _bilinear_axis(w, ow, align, half)
+    iy, y0, y1 = bilinear_axis(h, oh, align, half)
+    ix, x0, x1 = bilinear_axis(w, ow, align, half)
     dy = (iy - (y0 << 10)).astype(np.int64)
     dx = (ix - (x0 << 10)).astype(np.int64)
     # export-time proof that these tables are the IR's arithmetic: simulate and compare

@@ -29,7 +29,7 @@ from convertkit.canonical_ir.graph import Graph, Node
 from convertkit.canonical_ir.ops import get_schema
 from convertkit.canonical_ir.ops.nn import Window, channels_last
 from convertkit.canonical_ir.quantize.base import activation_range
-from convertkit.canonical_ir.quantize.kernels_pool import _reduce_axes, mean_multiplier
+from convertkit.canonical_ir.quantize.kernels_pool import reduce_axes, mean_multiplier
 
 
 # --------------------------------------------------------------------------------- windowed pools
@@ -156,7 +156,7 @@ def _axes_keep(graph: Graph, node: Node) -> tuple[tuple[int, ...], dict]:
     ins = graph.inputs_of(node)
     axes_v = graph.const_value(ins[1]) if len(ins) > 1 and ins[1] is not None else None
     dummy = np.empty(tuple(int(d) for d in x.shape), np.int8)
-    return _reduce_axes(dummy, axes_v, attrs["noop_with_empty_axes"]), attrs
+    return reduce_axes(dummy, axes_v, attrs["noop_with_empty_axes"]), attrs
 
 
 def _reduce_check(graph: Graph, node: Node) -> str | None:
