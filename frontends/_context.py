@@ -1,7 +1,7 @@
 """Tensor accessors shared by the frontends' converter contexts."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -16,6 +16,8 @@ class NodeInputs:
     graph: Graph
     inputs: list[str]
     error: Callable[..., ModelFileError]
+    STATIC_HINT = "give the model input a static shape"
+    """What to suggest when a converter needs sizes the model leaves symbolic (per frontend)."""
 
     def input(self, i: int) -> str:
         if i >= len(self.inputs):
@@ -30,6 +32,15 @@ class NodeInputs:
 
     def dtype(self, i: int) -> np.dtype:
         return self.graph.tensor(self.input(i)).dtype
+
+    def static_dims(self, i: int, axes: Sequence[int], why: str) -> list[int]:
+        """Input i's sizes along ``axes``, which ``why`` needs known at conversion time."""
+        shape = self.shape(i)
+        dims = [shape[a] for a in axes]
+        if any(not isinstance(d, int) for d in dims):
+            raise self.error(f"{why} needs static sizes, but input {i} has shape {list(shape)}",
+                             hint=self.STATIC_HINT)
+        return dims
 
     def value(self, i: int) -> np.ndarray | None:
         """Constant value of input i, or None if computed at run time."""

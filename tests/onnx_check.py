@@ -60,20 +60,26 @@ def check_onnx_model(model: onnx.ModelProto, feeds: dict[str, np.ndarray] | None
         np.testing.assert_allclose(res, exp, rtol=rtol, atol=atol, err_msg="round trip in onnxruntime")
 
 
-def single_node_model(op_type: str, inputs: list[tuple[str, np.ndarray | tuple, int]],
-                      n_outputs: int = 1, opset: int = 17, initializers: dict | None = None,
-                      **attrs) -> onnx.ModelProto:
-    """A one-node model. ``inputs``: (name, shape, onnx elem type); ``initializers``: name -> array."""
+def make_model(op: str, inputs: list[tuple[str, list, int]], n_out: int = 1, *, opset: int = 17,
+               inits: dict[str, np.ndarray] | None = None, out_types: list[int] | None = None,
+               input_names: list[str] | None = None, before: str | None = None, **attrs) -> onnx.ModelProto:
+    """A one-op model: ``inputs`` are graph inputs (name, shape, elem type), ``inits`` initializers,
+    ``input_names`` the node's inputs if not those in order; outputs y0, y1... of ``out_types``
+    (default: the first input's type). ``before`` feeds the first input through that op first, so the
+    op's input is not a graph input."""
     from onnx import helper, numpy_helper
 
-    initializers = initializers or {}
-    node = helper.make_node(op_type, [n for n, _, _ in inputs] + list(initializers),
-                            [f"out{i}" for i in range(n_outputs)], **attrs)
+    inits = inits or {}
+    names = input_names if input_names is not None else [n for n, _, _ in inputs] + list(inits)
+    nodes = []
+    if before:
+        nodes.append(helper.make_node(before, [names[0]], ["pre"]))
+        names = ["pre"] + names[1:]
+    nodes.append(helper.make_node(op, names, [f"y{i}" for i in range(n_out)], **attrs))
+    out_types = out_types or [inputs[0][2]] * n_out
     graph = helper.make_graph(
-        [node], op_type.lower(),
-        [helper.make_tensor_value_info(n, t, list(s)) for n, s, t in inputs],
-        [helper.make_tensor_value_info(f"out{i}", 0, None) for i in range(n_outputs)],
-        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()])
-    opsets = [helper.make_opsetid("", opset)]
-    model = helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
-    return onnx.shape_inference.infer_shapes(model)
+        nodes, op.lower(), [helper.make_tensor_value_info(n, t, s) for n, s, t in inputs],
+        [helper.make_tensor_value_info(f"y{i}", t, None) for i, t in enumerate(out_types)],
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    ops = [helper.make_opsetid("", opset)]
+    return helper.make_model(graph, opset_imports=ops, ir_version=helper.find_min_ir_version_for(ops))

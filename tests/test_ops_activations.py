@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto as TP
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from convertkit.backends.onnx import to_model
 from convertkit.canonical_ir.graph import Graph
@@ -19,30 +19,13 @@ from convertkit.canonical_ir.interpreter import run
 from convertkit.errors import ConvertError, ExportError, ShapeError
 from convertkit.frontends.onnx import from_model
 from convertkit.pipeline import normalize
-from tests.onnx_check import check_onnx_model, ort_run
+from tests.onnx_check import check_onnx_model, make_model, ort_run
 
 RNG = np.random.default_rng(0)
 F16 = dict(rtol=2e-3, atol=2e-3)
 
 
-def make_model(op: str, inputs: list[tuple[str, list, int]], *, opset: int, n_out: int = 1,
-               inits: dict[str, np.ndarray] | None = None, node_inputs: list[str] | None = None,
-               before: str | None = None, **attrs) -> onnx.ModelProto:
-    """One ``op`` node (optionally fed through a ``before`` op, so its input is not a graph input)."""
-    inits = inits or {}
-    names = node_inputs if node_inputs is not None else [n for n, _, _ in inputs] + list(inits)
-    nodes = []
-    if before:
-        nodes.append(helper.make_node(before, [names[0]], ["pre"]))
-        names = ["pre"] + names[1:]
-    nodes.append(helper.make_node(op, names, [f"y{i}" for i in range(n_out)], **attrs))
-    elem = inputs[0][2]
-    graph = helper.make_graph(
-        nodes, op.lower(), [helper.make_tensor_value_info(n, t, s) for n, s, t in inputs],
-        [helper.make_tensor_value_info(f"y{i}", elem, None) for i in range(n_out)],
-        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
-    ops = [helper.make_opsetid("", opset)]
-    return helper.make_model(graph, opset_imports=ops, ir_version=helper.find_min_ir_version_for(ops))
+
 
 
 def randn(*shape: int, dtype=np.float32, scale: float = 2.0) -> np.ndarray:
@@ -126,7 +109,7 @@ def test_clip(bounds, dtype):
             inits[name] = np.array(b * scale, dtype=dtype)
         names.append(name if b is not None else "")
     elem = helper.np_dtype_to_tensor_dtype(x.dtype)
-    m = make_model("Clip", [("x", ["N", 8], elem)], opset=13, inits=inits, node_inputs=["x", *names])
+    m = make_model("Clip", [("x", ["N", 8], elem)], opset=13, inits=inits, input_names=["x", *names])
     check_onnx_model(m, {"x": x})
 
 

@@ -29,25 +29,17 @@ from convertkit.errors import ConvertError
 from convertkit.frontends.onnx import from_model
 from convertkit.pipeline import normalize
 from tests.onnx_check import check_onnx_model, ort_run
+from tests.onnx_check import make_model as one_op_model
 
 OPSET = 22
 RNG = np.random.default_rng(0)
 
 
 def make_model(op: str, inputs: list[tuple[str, list, int]], n_out: int = 1, *, opset: int = OPSET,
-               inits: dict[str, np.ndarray] | None = None, out_types: list[int] | None = None,
-               input_names: list[str] | None = None, **attrs) -> onnx.ModelProto:
-    """One node; ``inputs`` are graph inputs (name, shape, elem type), ``inits`` initializers."""
-    inits = inits or {}
-    names = input_names if input_names is not None else [n for n, _, _ in inputs] + list(inits)
-    node = helper.make_node(op, names, [f"y{i}" for i in range(n_out)], **attrs)
-    out_types = out_types or [inputs[0][2]] + [TP.INT64] * (n_out - 1)
-    graph = helper.make_graph(
-        [node], op.lower(), [helper.make_tensor_value_info(n, t, s) for n, s, t in inputs],
-        [helper.make_tensor_value_info(f"y{i}", t, None) for i, t in enumerate(out_types)],
-        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
-    ops = [helper.make_opsetid("", opset)]
-    return helper.make_model(graph, opset_imports=ops, ir_version=helper.find_min_ir_version_for(ops))
+               **kw) -> onnx.ModelProto:
+    """``onnx_check.make_model`` at this file's opset; extra outputs are int64 (MaxPool's indices)."""
+    kw.setdefault("out_types", [inputs[0][2]] + [TP.INT64] * (n_out - 1))
+    return one_op_model(op, inputs, n_out, opset=opset, **kw)
 
 
 def randn(*shape: int) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto as TP
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from convertkit.backends.onnx import to_model
 from convertkit.canonical_ir.graph import Graph
@@ -20,27 +20,14 @@ from convertkit.canonical_ir.ops import has_op
 from convertkit.errors import ConvertError, ModelFileError, ShapeError
 from convertkit.frontends.onnx import from_model
 from convertkit.pipeline import normalize
-from tests.onnx_check import check_onnx_model, ort_run
+from tests.onnx_check import check_onnx_model, make_model, ort_run
 
 RNG = np.random.default_rng(0)
 TOL = dict(rtol=1e-5, atol=1e-5)
 F16 = dict(rtol=5e-3, atol=5e-3)
 
 
-def make_model(op: str, inputs: list[tuple[str, list, int]], *, opset: int, n_out: int = 1,
-               inits: dict[str, np.ndarray] | None = None, out_types: list[int] | None = None,
-               **attrs) -> onnx.ModelProto:
-    """One node; ``inputs`` are graph inputs (name, shape, elem type), ``inits`` initializers."""
-    inits = inits or {}
-    node = helper.make_node(op, [n for n, _, _ in inputs] + list(inits), [f"y{i}" for i in range(n_out)],
-                            **attrs)
-    out_types = out_types or [inputs[0][2]] * n_out
-    graph = helper.make_graph(
-        [node], op.lower(), [helper.make_tensor_value_info(n, t, s) for n, s, t in inputs],
-        [helper.make_tensor_value_info(f"y{i}", t, None) for i, t in enumerate(out_types)],
-        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
-    ops = [helper.make_opsetid("", opset)]
-    return helper.make_model(graph, opset_imports=ops, ir_version=helper.find_min_ir_version_for(ops))
+
 
 
 def randn(*shape: int, dtype=np.float32) -> np.ndarray:

@@ -104,6 +104,8 @@ class Args:
 class OpContext(NodeInputs, Args):
     """One Caffe2 op being converted: its arguments, IR input names and IR output names."""
 
+    STATIC_HINT = "put a value_info.json with the input shapes beside the net"
+
     def __init__(self, graph: Graph, op: Any, args: dict[str, Any], inputs: list[str], outputs: list[str],
                  used: list[bool], where: str, reserved: set[str] | None = None) -> None:
         super().__init__(args, op.type, where)
@@ -152,14 +154,6 @@ class OpContext(NodeInputs, Args):
         node = self.graph.add_node(op, ins, outs, attrs or {}, name=self.name)
         infer_node(self.graph, node)
         return outs[0]
-
-    def static_dims(self, i: int, axes: Sequence[int], why: str) -> list[int]:
-        shape = self.shape(i)
-        dims = [shape[a] for a in axes]
-        if any(not isinstance(d, int) for d in dims):
-            raise self.error(f"{why} needs static sizes, but input {i} has shape {list(shape)}",
-                             hint="put a value_info.json with the input shapes beside the net")
-        return dims
 
 
 Dims = list[int | str]

@@ -25,6 +25,8 @@ INT64 = np.dtype(np.int64)
 class Context(NodeInputs):
     """One TF node being converted."""
 
+    STATIC_HINT = "give the model input a static shape with --inputs NAME=DIMS"
+
     def __init__(self, graph: Graph, node: TFNode, inputs: list[str], outputs: list[str], where: str) -> None:
         self.graph = graph
         self.node = node
@@ -86,14 +88,6 @@ class Context(NodeInputs):
             raise self.unsupported(f"a {what} that depends on a symbolic dimension ({vals})",
                                    "give the input a static shape with --inputs NAME=DIMS")
         return vals  # type: ignore[return-value]
-
-    def static_dims(self, i: int, axes: Sequence[int], why: str) -> list[int]:
-        shape = self.shape(i)
-        dims = [shape[a] for a in axes]
-        if any(not isinstance(d, int) for d in dims):
-            raise self.error(f"{why} needs static sizes, but input {i} has shape {list(shape)}",
-                             hint="give the model input a static shape with --inputs NAME=DIMS")
-        return dims
 
     # ---- building
     def out(self, k: int = 0) -> str:
