@@ -84,3 +84,49 @@ def _quantize_input(graph, x: np.ndarray) -> np.ndarray:
     qp = graph.tensor(graph.inputs[0]).quant
     v = np.floor(np.abs(x / np.float32(qp.scale)) + 0.5) * np.sign(x) + int(qp.zero_point)
     return np.clip(v, -128, 127).astype(np.int8)
+
+
+def test_save_of_a_quantized_graph_writes_qdq(tmp_path: Path) -> None:
+    """``convertkit.save`` (no pipeline) lowers to QDQ as the pipeline does: the same model results."""
+    path = MODELS / INT8["kws"]
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared models folder is not beside the repository)")
+    graph = api.load(path)
+    saved = onnx.load(api.save(graph, tmp_path / "saved.onnx"))
+    converted = onnx.load(api.convert(path, to="onnx", output=tmp_path / "converted.onnx"))
+    feed = _int8_feeds(graph, 1)[0][graph.inputs[0]]
+    a = ort_run(saved, {saved.graph.input[0].name: feed})[0]
+    b = ort_run(converted, {converted.graph.input[0].name: feed})[0]
+    np.testing.assert_array_equal(a, b)
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in saved.graph.node}
+
+
+def test_int8_table_activations_match_onnxruntime_qdq() -> None:
+    """The IR's int8 HardSigmoid, Elu and Gelu tables (TFLite's LUTPopulate: dequantize, the float op,
+    requantize) against onnxruntime running DequantizeLinear -> op -> QuantizeLinear on every int8 value:
+    equal but where the float result falls on a rounding tie (ONNX rounds those to even), one step."""
+    from onnx import TensorProto, helper
+
+    from convertkit.canonical_ir.quantize.base import QType
+    from convertkit.canonical_ir.quantize.kernels_activation import LUT_TRANSFORMS, lut_populate
+
+    x = np.arange(-128, 128, dtype=np.int8)
+    for op, attrs, opset in (("HardSigmoid", {"alpha": 0.2, "beta": 0.5}, 17), ("Elu", {"alpha": 1.0}, 17),
+                             ("Gelu", {"approximate": "tanh"}, 20)):
+        for (s_in, z_in), (s_out, z_out) in (((0.05, 3), (1 / 255, -128)), ((0.1, -20), (0.02, -50))):
+            table = lut_populate(QType.make(np.int8, s_in, z_in), QType.make(np.int8, s_out, z_out),
+                                 LUT_TRANSFORMS[op](attrs))
+            ir = table[x.astype(np.int64) + 128]
+            c = [helper.make_tensor(n, TensorProto.FLOAT if "s" in n else TensorProto.INT8, [], [v])
+                 for n, v in (("si", s_in), ("zi", z_in), ("so", s_out), ("zo", z_out))]
+            g = helper.make_graph(
+                [helper.make_node("DequantizeLinear", ["x", "si", "zi"], ["f"]),
+                 helper.make_node(op, ["f"], ["g"], **attrs),
+                 helper.make_node("QuantizeLinear", ["g", "so", "zo"], ["y"])], op,
+                [helper.make_tensor_value_info("x", TensorProto.INT8, [256])],
+                [helper.make_tensor_value_info("y", TensorProto.INT8, [256])], initializer=c)
+            ops = [helper.make_opsetid("", opset)]
+            m = helper.make_model(g, opset_imports=ops, ir_version=helper.find_min_ir_version_for(ops))
+            got = ort_run(m, {"x": x})[0]
+            diff = np.abs(got.astype(np.int32) - ir.astype(np.int32))
+            assert diff.max() <= 1 and np.mean(diff) < 0.02, (op, diff.max(), np.mean(diff))

@@ -164,10 +164,8 @@ def node_function(bundle: Bundle, index: int, code: NodeCode) -> str:
         var = f"in{i}"
         if ref is None or not uses(code.body, var):
             continue
-        if ref.value is not None:
-            sym = bundle.weights.add(ref.value if ref.value.dtype != np.bool_ else ref.value.astype(np.uint8),
-                                     f"{code.node.name}_in{i}")
-            decls.append(f"const {ref.ctype} *{var} = {sym};")
+        if i in code.const_inputs:
+            decls.append(f"const {ref.ctype} *{var} = {code.const_inputs[i]};")
         else:
             decls.append(f"const {ref.ctype} *{var} = (const {ref.ctype} *)(arena + "
                          f"{bundle.tensor_offset[ref.name]});")

@@ -243,12 +243,20 @@ class NodeCode:
     inputs: list[TensorRef | None]
     outputs: list[TensorRef]
     scratch_bytes: int = 0
+    const_inputs: dict[int, str] = field(default_factory=dict)
+    """Port -> weight array of each constant input the body reads as ``inN``."""
 
 
 def emit_node(graph: Graph, node: Node, kernel_: Kernel, weights: WeightTable) -> NodeCode:
+    """Write the node's body, and put the constant inputs it reads as ``inN`` into the weights."""
     ctx = EmitContext(graph, node, weights)
-    body = kernel_.emit(ctx) if kernel_.emit is not None else ""
-    return NodeCode(node, kernel_, body.strip("\n"), ctx.inputs, ctx.outputs, ctx.scratch_bytes)
+    body = (kernel_.emit(ctx) if kernel_.emit is not None else "").strip("\n")
+    consts = {}
+    for i, ref in enumerate(ctx.inputs):
+        if ref is not None and ref.value is not None and uses(body, f"in{i}"):
+            value = ref.value if ref.value.dtype != np.bool_ else ref.value.astype(np.uint8)
+            consts[i] = weights.add(value, f"{node.name}_in{i}")
+    return NodeCode(node, kernel_, body, ctx.inputs, ctx.outputs, ctx.scratch_bytes, consts)
 
 
 def uses(body: str, name: str) -> bool:

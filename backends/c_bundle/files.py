@@ -253,7 +253,6 @@ make && ./main              # seeded inputs, prints the outputs
 
 
 def bundle_files(b: Bundle, summary: str) -> dict[str, str]:
-    code = model_c(b)  # first: it adds the constant inputs the node bodies read to the weight table
-    return {f"{b.name}.h": model_h(b), f"{b.name}.c": code, f"{b.name}_weights.h": weights_h(b),
+    return {f"{b.name}.h": model_h(b), f"{b.name}.c": model_c(b), f"{b.name}_weights.h": weights_h(b),
             f"{b.name}_weights.c": weights_c(b), "ck_runtime.h": runtime_header(), "main.c": main_c(b),
             "Makefile": makefile(b), "CMakeLists.txt": cmakelists(b), "README.md": readme(b, summary)}

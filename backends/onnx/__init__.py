@@ -35,11 +35,7 @@ def to_model(graph: Graph, opset: int = DEFAULT_OPSET, producer_version: str = "
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise ExportError(f"opset {opset} is not supported", hint=f"choose {MIN_OPSET}..{newest}")
-    from convertkit.canonical_ir.passes.qdq import has_quantized_ops, to_qdq
-
-    if has_quantized_ops(graph):  # int8 models travel as QDQ: float ops between (De)QuantizeLinear
-        graph = to_qdq(graph)
-    graph = _legal(graph, opset)
+    graph = _legal(graph, opset)  # int8 models travel as QDQ: float ops between (De)QuantizeLinear
     writer = _Writer(graph, opset)
     writer.check_supported()
     writer.write_constant_outputs()

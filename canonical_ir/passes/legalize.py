@@ -161,12 +161,18 @@ def rejected(graph: Graph, caps: Capabilities) -> dict[str, str]:
 
 def legalized(graph: Graph, caps: Capabilities) -> Graph:
     """``graph`` if ``caps`` takes it as it is, else a legalized copy: what an exporter does with a
-    graph that did not come through the pipeline (``convertkit.save``). A target with static shapes gets
-    the symbolic batch bound and shapes re-inferred and folded first, as its pipeline would."""
+    graph that did not come through the pipeline (``convertkit.save``). As its pipeline would, a target
+    without integer ops gets quantized ops in QDQ form, and one with static shapes the symbolic batch
+    bound and shapes re-inferred and folded, before legalization."""
+    from convertkit.canonical_ir.passes.qdq import has_quantized_ops, lower_to_qdq
+
     static = not caps.static_shapes or all(graph.tensor(t).is_static for t in graph.inputs)
-    if static and not rejected(graph, caps):
+    qdq = not caps.integer_ops and has_quantized_ops(graph)
+    if static and not qdq and not rejected(graph, caps):
         return graph
     g = graph.copy()
+    if qdq:  # int8 ops as float ops between DequantizeLinear and QuantizeLinear, as the pipeline does
+        lower_to_qdq(g)
     if caps.static_shapes:
         from convertkit.canonical_ir.passes.infer import bind_symbolic_dims
         from convertkit.canonical_ir.passes.manager import NORMALIZE, PassManager

@@ -57,13 +57,6 @@ def _dequantized(graph: Graph, name: str, cache: dict[str, str]) -> str:
     return out
 
 
-def to_qdq(graph: Graph) -> Graph:
-    """A copy of ``graph`` in QDQ form (see the module docstring); ``graph`` is left unchanged."""
-    g = graph.copy()
-    lower_to_qdq(g)
-    return g
-
-
 def lower_to_qdq(g: Graph) -> bool:
     """Integer ops to float ops between DequantizeLinear and QuantizeLinear, in place (for targets
     that do not run integer kernels: ONNX)."""
