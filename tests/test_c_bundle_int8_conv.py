@@ -316,23 +316,6 @@ def test_anomaly_detection_bit_exact_with_ir_and_tflite_micro(ad01, tmp_path):
         np.testing.assert_array_equal(r[0], t[0])
 
 
-TFLM_AD01_X86 = 2_510_000   # TFLite Micro's reference kernels, one inference (callgrind on Invoke, NOTES.md)
-
-
-def test_anomaly_detection_takes_under_half_the_instructions_of_tflite_micro(ad01, tmp_path):
-    mcu = _mcu()
-    if not mcu.have_valgrind():
-        pytest.skip("valgrind is not installed")
-    g, _ = ad01
-    export(g, tmp_path / "ad")
-    exe = compile_bundle(tmp_path / "ad", "gcc")
-    record = tmp_path / "one.bin"
-    record.write_bytes(int8_feeds(g, 1, seed=3)[0][0].tobytes())
-    n = mcu.host_instructions(exe, [str(record), str(tmp_path / "out.bin")], toggle="model_run*")
-    print(f"ad01: {n} x86-64 instructions per inference (TFLite Micro: {TFLM_AD01_X86})")
-    assert 0 < n < TFLM_AD01_X86 // 2, n
-
-
 # ------------------------------------------------------------------------------ DSP path (Cortex-M4)
 def _mcu():
     import sys
