@@ -2,13 +2,14 @@
 Expand, Gather (constant indices), DepthToSpace, SpaceToDepth, Resize (nearest: a gather; linear and
 cubic: separable per-axis weights), Cast between float32 and integers.
 
-The pure gathers are derived from the IR's own kernels: at export the op runs on index tensors
-(``arange`` over each source, offset so sources are told apart, -1 for a Pad constant), which gives,
-for every output element, the element it copies. Each source's share of each output is then
-recognised as a box of the output addressed affinely in the source (the usual case: one strided loop
-nest, dims coalesced); anything else falls back to a table of source indices. So the semantics
-(clamping of Slice bounds, negative steps, Gather's negative indices, DCR/CRD orders, Pad's negative
-pads) are exactly the IR's, and the copies are exact.
+The pure gathers are derived from the IR's own kernels by ``movement_maps`` (shared with int8): at
+export the op runs on int64 index tensors (``arange`` over each source, offset so sources are told
+apart; Pad's fill found as the elements that do not follow the indices), which gives, for every output
+element, the element it copies; the map is written as strided C loop nests (dims coalesced, per-axis
+offset tables where an axis is not affine). So the semantics (clamping of Slice bounds, negative steps,
+Gather's negative indices, DCR/CRD orders, Pad's negative pads) are exactly the IR's, and the copies
+are exact. What stays here is float-only: the checks, Gather with run-time indices, Resize linear and
+cubic, Cast.
 """
 from __future__ import annotations
 
@@ -16,12 +17,10 @@ import numpy as np
 from convertkit.backends.c_bundle.emit import EmitContext, flit, kernel
 from convertkit.backends.c_bundle.kernels.float32.common import (
     attrs_of,
-    contiguous_strides,
     evaluate,
     float_check,
-    indent,
-    loop_nest,
 )
+from convertkit.backends.c_bundle.kernels.movement_maps import emit_index_maps, index_maps, split_tile
 from convertkit.canonical_ir.graph import Graph, Node
 from convertkit.canonical_ir.ops import resize as rz
 
@@ -52,131 +51,6 @@ def _gather_check(graph: Graph, node: Node) -> str | None:
     if node.op == "Pad" and node.attrs.get("mode", "constant") not in ("constant", "reflect", "edge", "wrap"):
         return f"Pad mode {node.attrs.get('mode')!r}"
     return None
-
-
-def _affine(local: np.ndarray) -> tuple[int, list[int]] | None:
-    """(base, strides) if ``local[i...] == base + sum(i_d * strides[d])``, else None."""
-    base = int(local.flat[0])
-    strides = []
-    for d, n in enumerate(local.shape):
-        if n > 1:
-            idx = [0] * local.ndim
-            idx[d] = 1
-            strides.append(int(local[tuple(idx)]) - base)
-        else:
-            strides.append(0)
-    recon = np.full(local.shape, base, np.int64)
-    for d, s in enumerate(strides):
-        shape = [1] * local.ndim
-        shape[d] = local.shape[d]
-        recon = recon + np.arange(local.shape[d], dtype=np.int64).reshape(shape) * s
-    return (base, strides) if np.array_equal(recon, local) else None
-
-
-def _box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """The bounding box of ``mask`` if the mask fills it, else None."""
-    where = np.nonzero(mask)
-    if len(where[0]) == 0 and mask.ndim:
-        return None
-    box = tuple(slice(int(w.min()), int(w.max()) + 1) for w in where) if mask.ndim else ()
-    return box if mask[box].all() else None
-
-
-def _copy(dst: str, out_shape: tuple, src: str, region: tuple[slice, ...], local: np.ndarray,
-          affine: tuple[int, list[int]]) -> str:
-    ost = contiguous_strides(out_shape)
-    o_off = sum(s.start * st for s, st in zip(region, ost))
-    base, st = affine
-    shape = local.shape
-    return loop_nest(shape, [(ost, o_off), (st, base)], lambda e: f"{dst}[{e[0]}] = {src}[{e[1]}];")
-
-
-def _separable(local: np.ndarray) -> list[np.ndarray] | None:
-    """Per-axis offset tables ``t_d`` with ``local[i...] == sum(t_d[i_d])`` (t_0 holds the base), else None."""
-    base = int(local.flat[0])
-    tables = []
-    recon = np.zeros(local.shape, np.int64)
-    for d, n in enumerate(local.shape):
-        idx = [0] * local.ndim
-        idx[d] = slice(None)
-        t = local[tuple(idx)].astype(np.int64) - base
-        tables.append(t)
-        shape = [1] * local.ndim
-        shape[d] = n
-        recon = recon + t.reshape(shape)
-    return tables if np.array_equal(recon + base, local) else None
-
-
-def _copy_separable(ctx: EmitContext, dst: str, out_shape: tuple, src: str, region: tuple[slice, ...],
-                    local: np.ndarray, tables: list[np.ndarray], j: int) -> str:
-    """Nested loops; an axis whose offsets are affine uses ``i * stride``, others a const table."""
-    ost = contiguous_strides(out_shape)
-    o_off = sum(s.start * st for s, st in zip(region, ost))
-    base = int(local.flat[0])
-    dims = [d for d, n in enumerate(local.shape) if n > 1]
-    if not dims:
-        return f"{dst}[{o_off}] = {src}[{base}];"
-    o_terms, i_terms = [str(o_off)] if o_off else [], [str(base)] if base else []
-    for k, d in enumerate(dims):
-        t = tables[d]
-        o_terms.append(f"i{k}" if ost[d] == 1 else f"i{k} * {ost[d]}")
-        step = int(t[1] - t[0])
-        if np.array_equal(t, np.arange(len(t), dtype=np.int64) * step):
-            if step:
-                i_terms.append(f"i{k}" if step == 1 else f"i{k} * {step}")
-        else:
-            sym = ctx.weight(t.astype(np.int32), f"ax{j}_{d}")
-            i_terms.append(f"{sym}[i{k}]")
-    lines = ["int32_t " + ", ".join(f"i{k}" for k in range(len(dims))) + ";"]
-    for k, d in enumerate(dims):
-        lines.append("    " * k + f"for (i{k} = 0; i{k} < {local.shape[d]}; ++i{k}) {{")
-    lines.append("    " * len(dims) + f"{dst}[{' + '.join(o_terms) or '0'}] = {src}[{' + '.join(i_terms) or '0'}];")
-    for k in reversed(range(len(dims))):
-        lines.append("    " * k + "}")
-    return "{\n" + indent("\n".join(lines)) + "\n}"
-
-
-def emit_gather_maps(ctx: EmitContext, maps: list[np.ndarray], sources: list[tuple[str, int, int]],
-                     fill: str | None) -> str:
-    """Write each output j from ``maps[j]`` (global source indices, -1 = ``fill``); ``sources`` are
-    (C array, offset, size)."""
-    parts = []
-    for j, m in enumerate(maps):
-        dst = f"out{j}"
-        m = np.asarray(m, np.int64)
-        if m.ndim == 0:
-            m = m.reshape(1)
-        shape = m.shape
-        if m.size == 0:
-            continue
-        if (m < 0).any():
-            if fill is None:
-                raise ctx.fail("a gather map has holes and no fill value")
-            parts.append(f"{{\n    int32_t j;\n    for (j = 0; j < {m.size}; ++j) {{\n"
-                         f"        {dst}[j] = {fill};\n    }}\n}}")
-        for arr, off, size in sources:
-            mask = (m >= off) & (m < off + size)
-            if not mask.any():
-                continue
-            region = _box(mask)
-            aff = None
-            if region is not None:
-                local = m[region] - off
-                aff = _affine(local)
-            if aff is not None:
-                parts.append(_copy(dst, shape, arr, region, local, aff))
-                continue
-            sep = _separable(local) if region is not None else None
-            if sep is not None:
-                parts.append(_copy_separable(ctx, dst, shape, arr, region, local, sep, j))
-                continue
-            # fallback: a table of (output index, source index) pairs for this source
-            flat = np.nonzero(mask.reshape(-1))[0]
-            pairs = np.stack([flat, m.reshape(-1)[flat] - off], axis=1).astype(np.int32)
-            tab = ctx.weight(np.ascontiguousarray(pairs.reshape(-1)), f"map{j}")
-            parts.append(f"{{\n    int32_t j;\n    for (j = 0; j < {len(flat)}; ++j) {{\n"
-                         f"        {dst}[{tab}[2 * j]] = {arr}[{tab}[2 * j + 1]];\n    }}\n}}")
-    return "\n".join(parts)
 
 
 def _runtime_gather_check(graph: Graph, node: Node) -> str | None:
@@ -215,27 +89,28 @@ def _emit_gather(ctx: EmitContext) -> str:
     if ctx.node.op == "Gather" and ctx.input_value(1) is None:
         return _emit_runtime_gather(ctx)
     data = GATHERS[ctx.node.op]
-    args, sources, off = [], [], 0
-    for i, ref in enumerate(ctx.inputs):
-        if ref is None:
-            args.append(None)
-        elif data is None or i in data:
-            args.append(np.arange(off, off + ref.size, dtype=np.int64).reshape(ref.shape))
-            sources.append((f"in{i}", off, ref.size))
-            off += ref.size
-        else:
-            args.append(ref.value)
+    ports = [i for i, ref in enumerate(ctx.inputs) if ref is not None and (data is None or i in data)]
+    args = [None if ref is None or i in ports else ref.value for i, ref in enumerate(ctx.inputs)]
     fill = None
     if ctx.node.op == "Pad":
         cv = ctx.input_value(2) if len(ctx.inputs) > 2 else None
-        value = 0.0 if cv is None or np.asarray(cv).size == 0 else float(np.asarray(cv).reshape(-1)[0])
-        fill = flit(value)
+        fill = flit(0.0 if cv is None or np.asarray(cv).size == 0 else float(np.asarray(cv).reshape(-1)[0]))
         if len(args) > 2:
-            args[2] = np.array(-1, np.int64)
-        else:
-            args += [np.array(-1, np.int64)]
-    maps = evaluate(ctx, args)
-    return emit_gather_maps(ctx, maps, sources, fill)
+            args[2] = np.array(0, np.int64)      # the padding of the index tensors: told apart by detect_fill
+
+    def run(ids: list[np.ndarray]) -> list[np.ndarray]:
+        for i, a in zip(ports, ids):
+            args[i] = a
+        return evaluate(ctx, args)
+    maps = index_maps(ctx, run, [ctx.inputs[i].shape for i in ports], detect_fill=fill is not None)
+    if ctx.node.op == "Tile":
+        reps = [int(r) for r in np.asarray(ctx.input_value(1)).reshape(-1)]
+        maps = [split_tile(maps[0], reps, ctx.inputs[0].shape)]
+    sources, off = [], 0
+    for i in ports:
+        sources.append((f"in{i}", off, ctx.inputs[i].size))
+        off += ctx.inputs[i].size
+    return emit_index_maps(ctx, maps, sources, "float", fill)
 
 
 for _op in GATHERS:
@@ -284,9 +159,8 @@ def emit_resize(ctx: EmitContext) -> str:
     x = ctx.inputs[0]
     vals = [ctx.input_value(i) if i < len(ctx.inputs) else None for i in (1, 2, 3)]
     if attrs["mode"] == "nearest":
-        idx = np.arange(x.size, dtype=np.int64).reshape(x.shape)
-        maps = evaluate(ctx, [idx, *vals])
-        return emit_gather_maps(ctx, maps, [("in0", 0, x.size)], None)
+        maps = index_maps(ctx, lambda ids: evaluate(ctx, [ids[0], *vals]), [x.shape])
+        return emit_index_maps(ctx, maps, [("in0", 0, x.size)], "float")
     passes = _axis_weights(x.shape, *vals, attrs)
     cur = list(x.shape)
     inter = []

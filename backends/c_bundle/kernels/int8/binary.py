@@ -10,14 +10,15 @@ operand is pre-scaled at export time with the IR's own fixed-point functions (an
 scalar, an array otherwise); so is a run-time operand of a large Add/Sub, as a 256-entry int32 table
 indexed by its value (one load instead of two high multiplies per element); a broadcast run-time
 operand of a small one is rescaled once into scratch. Broadcasting becomes strided loops
-(:func:`movement.loop_nest`).
+(:func:`movement_maps.loop_nest`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from convertkit.backends.c_bundle.emit import EmitContext, kernel
-from convertkit.backends.c_bundle.kernels.int8.movement import int8_per_tensor, loop_nest, qtype
+from convertkit.backends.c_bundle.kernels.int8.movement import int8_per_tensor, qtype
+from convertkit.backends.c_bundle.kernels.movement_maps import loop_nest
 from convertkit.canonical_ir.graph import Graph, Node
 from convertkit.canonical_ir.quantize import fixedpoint as fx
 from convertkit.canonical_ir.quantize.base import activation_range

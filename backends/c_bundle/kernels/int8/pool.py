@@ -20,11 +20,11 @@ import numpy as np
 from convertkit.backends.c_bundle.emit import EmitContext, kernel
 from convertkit.backends.c_bundle.kernels.int8.movement import (
     int8_per_tensor,
-    loop_nest,
     lut_fn,
     qtype,
     requant_table,
 )
+from convertkit.backends.c_bundle.kernels.movement_maps import loop_nest
 from convertkit.canonical_ir.graph import Graph, Node
 from convertkit.canonical_ir.ops import get_schema
 from convertkit.canonical_ir.ops.nn import Window, channels_last
