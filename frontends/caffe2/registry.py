@@ -148,12 +148,7 @@ class OpContext(NodeInputs, Args):
              attrs: dict[str, Any] | None = None) -> str:
         """Add an IR op (by default producing this op's first output), infer its types, return output 0."""
         outs = list(self.outputs[:1] if outputs is None else outputs)
-        ins = list(inputs)
-        while ins and ins[-1] is None:
-            ins.pop()
-        node = self.graph.add_node(op, ins, outs, attrs or {}, name=self.name)
-        infer_node(self.graph, node)
-        return outs[0]
+        return self.add_op(op, inputs, outs, attrs)
 
 
 Dims = list[int | str]

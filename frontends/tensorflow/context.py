@@ -113,12 +113,7 @@ class Context(NodeInputs):
             outs = [self.tmp(outputs)]
         else:
             outs = list(outputs)
-        ins = list(inputs)
-        while ins and ins[-1] is None:
-            ins.pop()
-        node = self.graph.add_node(op, ins, outs, attrs or {}, name=self.name)
-        infer_node(self.graph, node)
-        return outs[0]
+        return self.add_op(op, inputs, outs, attrs)
 
     def int64(self, i: int) -> str:
         """Input i as int64 (ONNX wants int64 shapes, axes, repeats; TF uses int32)."""

@@ -56,6 +56,13 @@ def _edge_check(graph: Graph, node: Node, src_dt: np.dtype, dst_dt: np.dtype) ->
     return None
 
 
+def _scale_zp(ctx: EmitContext) -> tuple[float, int]:
+    """The per-tensor scale and zero point (0 when absent) of a QuantizeLinear/DequantizeLinear."""
+    zp_ref = ctx.inputs[2] if len(ctx.inputs) > 2 else None
+    zp = int(np.asarray(zp_ref.value).reshape(-1)[0]) if zp_ref is not None else 0
+    return float(np.asarray(ctx.inputs[1].value).reshape(-1)[0]), zp
+
+
 # ------------------------------------------------------------------------------------ QuantizeLinear
 def _quantize_check(graph: Graph, node: Node) -> str | None:
     return _edge_check(graph, node, F32, I8)
@@ -63,9 +70,7 @@ def _quantize_check(graph: Graph, node: Node) -> str | None:
 
 @kernel("QuantizeLinear", precision="int8", check=_quantize_check)
 def emit_quantize(ctx: EmitContext) -> str:
-    scale = float(np.asarray(ctx.inputs[1].value).reshape(-1)[0])
-    zp_ref = ctx.inputs[2] if len(ctx.inputs) > 2 else None
-    zp = int(np.asarray(zp_ref.value).reshape(-1)[0]) if zp_ref is not None else 0
+    scale, zp = _scale_zp(ctx)
     rounding = get_schema("QuantizeLinear").resolve_attrs(ctx.attrs)["rounding"]
     if rounding == "half_away_from_zero":
         rnd = """if (f >= 0.5f) {
@@ -109,9 +114,7 @@ def _dequantize_check(graph: Graph, node: Node) -> str | None:
 
 @kernel("DequantizeLinear", precision="int8", check=_dequantize_check)
 def emit_dequantize(ctx: EmitContext) -> str:
-    scale = float(np.asarray(ctx.inputs[1].value).reshape(-1)[0])
-    zp_ref = ctx.inputs[2] if len(ctx.inputs) > 2 else None
-    zp = int(np.asarray(zp_ref.value).reshape(-1)[0]) if zp_ref is not None else 0
+    scale, zp = _scale_zp(ctx)
     return f"""int32_t i;
 for (i = 0; i < {ctx.outputs[0].size}; ++i) {{
     out0[i] = (float)((int32_t)in0[i] - ({zp})) * {flit(scale)};
